@@ -1,0 +1,65 @@
+"""The command line: ``homefire <command>``; with no command, the desktop app.
+
+Each command lives in ``app/commands/<name>.py`` with ``register(subparsers)``; the module sets
+``func`` on its parser. Errors the core raises on purpose become one line on stderr and exit 1;
+anything else too, unless ``--debug`` asks for the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from types import ModuleType
+
+from app import __version__
+from app.core.errors import AppError
+
+# Commands register themselves in this order in `homefire --help`.
+COMMAND_MODULES: tuple[ModuleType, ...] = ()
+
+CommandFunc = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="homefire",
+        description="Run open-weight language models on your own machine.",
+    )
+    parser.add_argument("--version", action="version", version=f"homefire {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    return parser
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    func: CommandFunc | None = getattr(args, "func", None)
+    if func is None:
+        return _run_desktop(args)
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        return 130
+    except AppError as exc:
+        if args.debug:
+            raise
+        print(f"homefire: {exc.user_message}", file=sys.stderr)  # noqa: T201
+        return 1
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"homefire: unexpected error: {exc} (run with --debug for details)", file=sys.stderr)  # noqa: T201
+        return 1
+
+
+def _run_desktop(args: argparse.Namespace) -> int:
+    raise NotImplementedError

@@ -1,0 +1,99 @@
+"""The error tree every core service raises. Each carries a message meant for the user.
+
+The edges translate these by type: the CLI prints ``user_message``, the server maps them to
+OpenAI- or Ollama-shaped JSON, the GUI shows them in one dialog (``Cancelled`` is silent).
+"""
+
+from __future__ import annotations
+
+
+class AppError(Exception):
+    """Base of every error Homefire raises on purpose."""
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+
+
+class Cancelled(AppError):
+    """The caller cancelled the work (Stop button, client disconnect, quit)."""
+
+    def __init__(self, user_message: str = "cancelled") -> None:
+        super().__init__(user_message)
+
+
+class ConfigError(AppError):
+    """A setting or an argument cannot be used as given."""
+
+
+class ModelLoadError(AppError):
+    """llama.cpp refused to load a model file."""
+
+
+class ModelNotLoaded(AppError):
+    """Work that needs a model was asked for while none is loaded."""
+
+
+class UnknownModel(AppError):
+    """A model name that is neither a file nor a model in the library."""
+
+
+class InvalidModelFile(AppError):
+    """A file that is not a usable GGUF (bad magic, truncated, hostile header)."""
+
+
+class ContextOverflow(AppError):
+    """A prompt that does not fit the loaded context window."""
+
+    def __init__(self, prompt_tokens: int, n_ctx: int) -> None:
+        super().__init__(
+            f"the prompt has {prompt_tokens} tokens but the loaded context holds {n_ctx}; "
+            "shorten the prompt or load the model with a larger context"
+        )
+        self.prompt_tokens = prompt_tokens
+        self.n_ctx = n_ctx
+
+
+class EngineBusy(AppError):
+    """The engine's queue is full; the caller should retry later."""
+
+    def __init__(self, pending: int, retry_after_s: int = 2) -> None:
+        super().__init__(f"the engine has {pending} requests waiting; try again shortly")
+        self.pending = pending
+        self.retry_after_s = retry_after_s
+
+
+class TemplateError(AppError):
+    """A chat template that cannot be rendered safely."""
+
+
+class HardwareProbeError(AppError):
+    """A hardware probe could not read what it needs (reported as an absent part, not raised)."""
+
+
+class DownloadError(AppError):
+    """A download failed in a way the user must act on."""
+
+
+class ChecksumMismatch(DownloadError):
+    """Downloaded bytes do not match the sha256 the Hub published."""
+
+
+class DiskFull(DownloadError):
+    """Not enough free disk for a download."""
+
+
+class HubError(AppError):
+    """The Hugging Face Hub could not answer as needed."""
+
+
+class GatedRepo(HubError):
+    """The repo needs an accepted licence and a token."""
+
+
+class RepoNotFound(HubError):
+    """No such repo or file on the Hub."""
+
+
+class HubOffline(HubError):
+    """The Hub cannot be reached (or HF_HUB_OFFLINE is set) and nothing usable is cached."""

@@ -1,0 +1,1 @@
+"""What the machine has: ``detect() -> HardwareProfile`` (probes) and planning profiles."""
