@@ -1,0 +1,546 @@
+"""A bounded reader of GGUF headers: metadata and the tensor table, never the weights.
+
+Hand-written rather than gguf-py's ``GGUFReader`` because that one memory-maps the whole file
+(useless for a remote file read by HTTP Range requests) and trusts the counts and lengths a
+file declares, so a hostile header can ask it for absurd allocations. Here every count and
+length is checked against a cap and against the bytes that exist before anything is read,
+and the total header bytes read are capped, so a broken file fails fast with
+``InvalidModelFile`` in bounded time and memory.
+
+Reads go through ``ByteSource.read_at(offset, size)`` so the same parser serves a local file,
+bytes in memory, or a remote reader built on Range requests.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from app.core.catalog.quants import (
+    GgmlType,
+    file_type_name,
+    ggml_type,
+    split_part,
+    split_part_name,
+)
+from app.core.errors import InvalidModelFile
+
+GGUF_MAGIC = b"GGUF"
+SUPPORTED_VERSIONS = (2, 3)
+
+# Caps far above any real model (largest vocabularies ~260k tokens, largest tensor tables a
+# few thousand entries, chat templates tens of KB) and far below what would hurt.
+MAX_TENSORS = 100_000
+MAX_KV = 100_000
+MAX_STRING_BYTES = 8 * 2**20
+MAX_KEY_BYTES = 64 * 2**10
+MAX_ARRAY_ITEMS = 64 * 2**20
+MAX_NESTED_ARRAYS = 2
+MAX_DIMS = 4  # GGML_MAX_DIMS
+MAX_HEADER_BYTES = 512 * 2**20
+SMALL_ARRAY_KEEP = 4096  # arrays longer than this keep only their length (token tables)
+READ_CHUNK = 1 * 2**20
+
+# GGUF value types.
+_SCALARS: dict[int, tuple[str, int]] = {
+    0: ("<B", 1),
+    1: ("<b", 1),
+    2: ("<H", 2),
+    3: ("<h", 2),
+    4: ("<I", 4),
+    5: ("<i", 4),
+    6: ("<f", 4),
+    7: ("<?", 1),
+    10: ("<Q", 8),
+    11: ("<q", 8),
+    12: ("<d", 8),
+}
+_STRING = 8
+_ARRAY = 9
+
+Scalar = int | float | bool | str
+MetaValue = Scalar | tuple[Scalar, ...]
+
+
+class ByteSource(Protocol):
+    """Random access to a GGUF's bytes. ``read_at`` may return fewer bytes only at the end."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def size(self) -> int | None: ...
+
+    def read_at(self, offset: int, size: int) -> bytes: ...
+
+
+class BytesSource:
+    def __init__(self, data: bytes, name: str = "<bytes>") -> None:
+        self._data = data
+        self._name = name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def size(self) -> int:
+        return len(self._data)
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        return self._data[offset : offset + size]
+
+
+class FileSource:
+    """A local file, read with positioned reads (no mmap, no whole-file read)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        try:
+            self._size = path.stat().st_size
+        except OSError as exc:
+            raise InvalidModelFile(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+    @property
+    def name(self) -> str:
+        return str(self._path)
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def read_at(self, offset: int, size: int) -> bytes:
+        try:
+            with self._path.open("rb") as handle:
+                return os.pread(handle.fileno(), size, offset)
+        except OSError as exc:
+            raise InvalidModelFile(f"cannot read {self._path}: {exc.strerror or exc}") from exc
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    ggml_type: str  # "Q4_K", "F32", ...
+    shape: tuple[int, ...]  # ggml order: ne[0] is the row length
+    n_elements: int
+    nbytes: int
+    offset: int  # from the data section of its part
+    part: int = 0  # index of the split part holding it (0 for a single file)
+
+    @property
+    def layer(self) -> int | None:
+        """``N`` of ``blk.N.*`` tensors; None for token_embd, output, norms outside blocks."""
+        if not self.name.startswith("blk."):
+            return None
+        index = self.name.split(".", 2)[1]
+        return int(index) if index.isdigit() else None
+
+    @property
+    def is_expert(self) -> bool:
+        """Routed MoE expert weights (the tensors ``--n-cpu-moe`` keeps in RAM)."""
+        return "_exps" in self.name
+
+
+@dataclass(frozen=True)
+class GgufPart:
+    name: str
+    size: int | None
+    data_offset: int
+    tensor_count: int
+
+
+@dataclass(frozen=True)
+class GgufHeader:
+    """What a GGUF header says about its model (all split parts merged)."""
+
+    version: int
+    architecture: str
+    metadata: Mapping[str, MetaValue]  # scalars; arrays up to SMALL_ARRAY_KEEP items
+    array_lengths: Mapping[str, int]  # every array's length, kept or not
+    tensors: tuple[TensorInfo, ...]
+    parts: tuple[GgufPart, ...]
+    has_chat_template: bool = False
+
+    # -- general ---------------------------------------------------------------------------
+    @property
+    def name(self) -> str | None:
+        value = self.metadata.get("general.name")
+        return value if isinstance(value, str) else None
+
+    @property
+    def data_offset(self) -> int:
+        return self.parts[0].data_offset
+
+    @property
+    def file_size(self) -> int | None:
+        sizes = [p.size for p in self.parts]
+        return None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
+
+    @property
+    def tensor_bytes(self) -> int:
+        return sum(t.nbytes for t in self.tensors)
+
+    @property
+    def parameter_count(self) -> int:
+        return sum(t.n_elements for t in self.tensors)
+
+    @property
+    def file_type(self) -> int | None:
+        return self._int("general.file_type")
+
+    @property
+    def quant(self) -> str | None:
+        return file_type_name(self.file_type)
+
+    @property
+    def vocab_size(self) -> int | None:
+        length = self.array_lengths.get("tokenizer.ggml.tokens")
+        return length if length is not None else self._arch_int("vocab_size")
+
+    # -- architecture ----------------------------------------------------------------------
+    @property
+    def block_count(self) -> int:
+        return self._arch_int("block_count") or 0
+
+    @property
+    def embedding_length(self) -> int | None:
+        return self._arch_int("embedding_length")
+
+    @property
+    def context_length(self) -> int | None:
+        return self._arch_int("context_length")
+
+    @property
+    def head_count(self) -> tuple[int, ...]:
+        return self._per_layer("attention.head_count")
+
+    @property
+    def head_count_kv(self) -> tuple[int, ...]:
+        """Per layer (a scalar in the file is repeated); defaults to head_count, as llama.cpp."""
+        kv = self._per_layer("attention.head_count_kv")
+        return kv if any(kv) else self.head_count
+
+    @property
+    def key_length(self) -> int | None:
+        value = self._arch_int("attention.key_length")
+        return value if value is not None else self._default_head_dim()
+
+    @property
+    def value_length(self) -> int | None:
+        value = self._arch_int("attention.value_length")
+        return value if value is not None else self._default_head_dim()
+
+    @property
+    def sliding_window(self) -> int | None:
+        return self._arch_int("attention.sliding_window")
+
+    @property
+    def swa_layers(self) -> tuple[bool, ...]:
+        """Which layers use the sliding window (llama.cpp's per-arch pattern when not stored)."""
+        n = self.block_count
+        window = self.sliding_window
+        stored = self.metadata.get(f"{self.architecture}.attention.sliding_window_pattern")
+        if isinstance(stored, tuple) and len(stored) == n:
+            return tuple(bool(v) for v in stored)
+        if not window:
+            return (False,) * n
+        pattern = stored if isinstance(stored, int) and not isinstance(stored, bool) else None
+        if pattern is None:
+            pattern = _SWA_PATTERN.get(self.architecture)
+        if pattern is None:
+            return (False,) * n
+        # llama.cpp set_swa_pattern: layer il is SWA iff il % pattern < pattern - 1.
+        return tuple(pattern == 0 or il % pattern < pattern - 1 for il in range(n))
+
+    @property
+    def expert_count(self) -> int:
+        return self._arch_int("expert_count") or 0
+
+    @property
+    def expert_used_count(self) -> int:
+        return self._arch_int("expert_used_count") or 0
+
+    @property
+    def kv_lora_rank(self) -> int | None:
+        """MLA (DeepSeek-style) latent rank: the cache stores a compressed K and no V."""
+        return self._arch_int("attention.kv_lora_rank")
+
+    def metadata_int(self, key: str) -> int | None:
+        return self._int(key)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _int(self, key: str) -> int | None:
+        value = self.metadata.get(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            return None
+        return value
+
+    def _arch_int(self, suffix: str) -> int | None:
+        return self._int(f"{self.architecture}.{suffix}")
+
+    def _per_layer(self, suffix: str) -> tuple[int, ...]:
+        n = self.block_count
+        value = self.metadata.get(f"{self.architecture}.{suffix}")
+        if isinstance(value, tuple) and len(value) == n:
+            return tuple(int(v) if isinstance(v, int | float) else 0 for v in value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return (value,) * n
+        return (0,) * n
+
+    def _default_head_dim(self) -> int | None:
+        embd = self.embedding_length
+        heads = max(self.head_count, default=0)
+        return embd // heads if embd and heads else None
+
+
+# Architectures whose sliding-window layout llama.cpp hard-codes (memory-fit.md §3.2).
+_SWA_PATTERN: dict[str, int] = {"gemma2": 2, "gemma3": 6, "cohere2": 4, "gpt-oss": 2, "llama4": 4}
+
+
+class _Cursor:
+    """Sequential reads over a ByteSource in chunks, with a cap on total bytes read."""
+
+    def __init__(self, source: ByteSource, limit: int = MAX_HEADER_BYTES) -> None:
+        self._source = source
+        self._pos = 0
+        self._buf = b""
+        self._buf_start = 0
+        self._limit = limit
+        self._size = source.size
+
+    @property
+    def pos(self) -> int:
+        return self._pos
+
+    def fail(self, why: str) -> InvalidModelFile:
+        return InvalidModelFile(f"{self._source.name} is not a usable GGUF file: {why}")
+
+    def remaining(self) -> int | None:
+        return None if self._size is None else self._size - self._pos
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self._pos + n > self._limit:
+            raise self.fail(f"header is larger than {self._limit // 2**20} MiB")
+        rem = self.remaining()
+        if rem is not None and n > rem:
+            raise self.fail(f"truncated (needs {n} bytes at offset {self._pos}, {rem} left)")
+        start = self._pos - self._buf_start
+        if start + n > len(self._buf):
+            want = min(max(n, READ_CHUNK), self._limit - self._pos)
+            self._buf = self._source.read_at(self._pos, want)
+            self._buf_start = self._pos
+            start = 0
+            if len(self._buf) < n:
+                raise self.fail(f"truncated at offset {self._pos + len(self._buf)}")
+        self._pos += n
+        return self._buf[start : start + n]
+
+    def skip(self, n: int) -> None:
+        rem = self.remaining()
+        if n < 0 or (rem is not None and n > rem) or self._pos + n > self._limit:
+            raise self.fail(f"truncated (a value of {n} bytes runs past the end)")
+        self._pos += n
+
+    def scalar(self, fmt: str, size: int) -> int | float | bool:
+        value: int | float | bool = struct.unpack(fmt, self.take(size))[0]
+        return value
+
+    def u32(self) -> int:
+        return int(self.scalar("<I", 4))
+
+    def u64(self) -> int:
+        return int(self.scalar("<Q", 8))
+
+    def string(self, cap: int = MAX_STRING_BYTES) -> str:
+        length = self.u64()
+        if length > cap:
+            raise self.fail(f"a string of {length} bytes at offset {self._pos} exceeds the cap")
+        return self.take(length).decode("utf-8", errors="replace")
+
+    def skip_string(self) -> None:
+        length = self.u64()
+        if length > MAX_STRING_BYTES:
+            raise self.fail(f"a string of {length} bytes at offset {self._pos} exceeds the cap")
+        self.skip(length)
+
+
+def _read_value(cur: _Cursor, vtype: int, depth: int = 0) -> tuple[MetaValue | None, int | None]:
+    """Returns (value or None when not kept, array length or None)."""
+    if vtype in _SCALARS:
+        fmt, size = _SCALARS[vtype]
+        return cur.scalar(fmt, size), None
+    if vtype == _STRING:
+        return cur.string(), None
+    if vtype != _ARRAY:
+        raise cur.fail(f"unknown metadata value type {vtype}")
+    if depth >= MAX_NESTED_ARRAYS:
+        raise cur.fail("arrays nested too deeply")
+    item_type = cur.u32()
+    count = cur.u64()
+    if count > MAX_ARRAY_ITEMS:
+        raise cur.fail(f"an array of {count} items exceeds the cap")
+    if item_type in _SCALARS:
+        fmt, size = _SCALARS[item_type]
+        if count > SMALL_ARRAY_KEEP:
+            cur.skip(count * size)  # token scores and types: only the length matters
+            return None, count
+        raw = cur.take(count * size)
+        return tuple(struct.unpack(f"<{count}{fmt[1]}", raw)), count
+    if item_type == _STRING:
+        keep = count <= SMALL_ARRAY_KEEP
+        items: list[Scalar] = []
+        for _ in range(count):
+            if keep:
+                items.append(cur.string())
+            else:
+                cur.skip_string()
+        return (tuple(items) if keep else None), count
+    if item_type == _ARRAY:
+        for _ in range(count):
+            _read_value(cur, _ARRAY, depth + 1)
+        return None, count
+    raise cur.fail(f"unknown array item type {item_type}")
+
+
+def _tensor_info(cur: _Cursor) -> tuple[str, GgmlType, tuple[int, ...], int, int]:
+    name = cur.string(cap=4096)
+    n_dims = cur.u32()
+    if not 1 <= n_dims <= MAX_DIMS:
+        raise cur.fail(f"tensor {name!r} has {n_dims} dimensions")
+    shape = tuple(cur.u64() for _ in range(n_dims))
+    n_elements = 1
+    for dim in shape:
+        if not 1 <= dim < 2**40:
+            raise cur.fail(f"tensor {name!r} has an impossible shape {shape}")
+        n_elements *= dim
+    if n_elements >= 2**46:
+        raise cur.fail(f"tensor {name!r} has an impossible shape {shape}")
+    type_id = cur.u32()
+    gtype = ggml_type(type_id)
+    if gtype is None:
+        raise cur.fail(f"tensor {name!r} has unknown type {type_id}")
+    if shape[0] % gtype.block_size:
+        raise cur.fail(f"tensor {name!r} rows do not fill whole {gtype.name} blocks")
+    offset = cur.u64()
+    return name, gtype, shape, n_elements, offset
+
+
+@dataclass(frozen=True)
+class _PartHeader:
+    version: int
+    metadata: dict[str, MetaValue]
+    array_lengths: dict[str, int]
+    has_chat_template: bool
+    tensors: list[TensorInfo]
+    part: GgufPart
+
+
+def _read_part(source: ByteSource, part_index: int) -> _PartHeader:
+    cur = _Cursor(source)
+    if cur.take(4) != GGUF_MAGIC:
+        raise cur.fail("wrong magic (not a GGUF file)")
+    version = cur.u32()
+    if version not in SUPPORTED_VERSIONS:
+        if version in (2 << 24, 3 << 24):
+            raise cur.fail("big-endian GGUF files are not supported")
+        raise cur.fail(f"unsupported GGUF version {version}")
+    n_tensors = cur.u64()
+    n_kv = cur.u64()
+    if n_tensors > MAX_TENSORS:
+        raise cur.fail(f"declares {n_tensors} tensors")
+    if n_kv > MAX_KV:
+        raise cur.fail(f"declares {n_kv} metadata entries")
+    metadata: dict[str, MetaValue] = {}
+    lengths: dict[str, int] = {}
+    has_template = False
+    for _ in range(n_kv):
+        key = cur.string(cap=MAX_KEY_BYTES)
+        vtype = cur.u32()
+        value, length = _read_value(cur, vtype)
+        if key.startswith("tokenizer.chat_template"):
+            has_template = has_template or bool(value)
+            continue  # templates can be large; the engine reads them itself
+        if value is not None:
+            metadata[key] = value
+        if length is not None:
+            lengths[key] = length
+    alignment = metadata.get("general.alignment", 32)
+    if isinstance(alignment, bool) or not isinstance(alignment, int) or alignment <= 0:
+        raise cur.fail(f"invalid alignment {alignment!r}")
+    if alignment & (alignment - 1) or alignment > 2**20:
+        raise cur.fail(f"invalid alignment {alignment}")
+    raw: list[tuple[str, GgmlType, tuple[int, ...], int, int]] = [
+        _tensor_info(cur) for _ in range(n_tensors)
+    ]
+    data_offset = -(-cur.pos // alignment) * alignment
+    data_size = None if source.size is None else source.size - data_offset
+    tensors: list[TensorInfo] = []
+    for name, gtype, shape, n_elements, offset in raw:
+        nbytes = gtype.nbytes(n_elements)
+        if offset % alignment:
+            raise cur.fail(f"tensor {name!r} is not aligned")
+        if data_size is not None and offset + nbytes > data_size:
+            raise cur.fail(f"truncated: tensor {name!r} ends past the end of the file")
+        tensors.append(TensorInfo(name, gtype.name, shape, n_elements, nbytes, offset, part_index))
+    part = GgufPart(source.name, source.size, data_offset, n_tensors)
+    return _PartHeader(version, metadata, lengths, has_template, tensors, part)
+
+
+def read_header(source: ByteSource) -> GgufHeader:
+    """Parse one GGUF (one part of a split model is read as just that part)."""
+    return _merge([_read_part(source, 0)])
+
+
+def read_header_parts(sources: list[ByteSource]) -> GgufHeader:
+    """Parse every part of a split model, in order, into one header."""
+    parts = [_read_part(src, i) for i, src in enumerate(sources)]
+    first = parts[0].metadata
+    count = first.get("split.count")
+    if isinstance(count, int) and count != len(sources):
+        raise InvalidModelFile(
+            f"{sources[0].name} says it has {count} parts but {len(sources)} were given"
+        )
+    return _merge(parts)
+
+
+def _merge(parts: list[_PartHeader]) -> GgufHeader:
+    first = parts[0]
+    arch = first.metadata.get("general.architecture")
+    if not isinstance(arch, str) or not arch:
+        raise InvalidModelFile(f"{first.part.name} has no general.architecture")
+    tensors = tuple(t for p in parts for t in p.tensors)
+    declared = first.metadata.get("split.tensors.count")
+    if isinstance(declared, int) and len(parts) > 1 and declared != len(tensors):
+        raise InvalidModelFile(
+            f"{first.part.name}: parts hold {len(tensors)} tensors, header says {declared}"
+        )
+    return GgufHeader(
+        version=first.version,
+        architecture=arch,
+        metadata=first.metadata,
+        array_lengths=first.array_lengths,
+        tensors=tensors,
+        parts=tuple(p.part for p in parts),
+        has_chat_template=first.has_chat_template,
+    )
+
+
+def read_local_model(path: Path) -> GgufHeader:
+    """A local GGUF; for ``…-0000i-of-0000N.gguf`` every sibling part is read as one model."""
+    if not path.is_file():
+        raise InvalidModelFile(f"{path} is not a file")
+    split = split_part(path.name)
+    if split is None:
+        return read_header(FileSource(path))
+    paths = [
+        path.with_name(split_part_name(split.stem, i, split.count))
+        for i in range(1, 1 + split.count)
+    ]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise InvalidModelFile(f"split model {split.stem} is missing parts: {', '.join(missing)}")
+    return read_header_parts([FileSource(p) for p in paths])
