@@ -29,6 +29,8 @@ class CpuInfo:
     logical_cores: int | None
     simd: tuple[str, ...] = ()  # e.g. ("avx2", "avx512f", "neon")
     arch: str | None = None  # "x86_64", "arm64"
+    performance_cores: int | None = None  # Apple Silicon (and hybrid x86 when known)
+    efficiency_cores: int | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,10 @@ class GpuDevice:
     power_draw_w: float | None = None
     energy_mj: int | None = None  # NVML total energy counter, millijoules since driver load
     index: int = 0
+    # Where the figures above come from, so every number shown says measured or estimated:
+    # e.g. "spec: NVIDIA RTX 4090 datasheet" or "estimated: macOS default share of RAM".
+    memory_bandwidth_source: str | None = None
+    usable_memory_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,10 @@ class HardwareProfile:
     ram_total_bytes: int
     ram_available_bytes: int | None = None
     ram_bandwidth_gbs: float | None = None  # system memory bandwidth, for CPU decode estimates
+    ram_bandwidth_source: str | None = None  # "spec: ..." or "assumed: ..."
     gpus: tuple[GpuDevice, ...] = ()
     backends: tuple[Backend, ...] = ("cpu",)  # what the installed llama.cpp build can use
+    llama_cpp_version: str | None = None  # the llama-cpp-python the backends were read from
     disk_free_bytes: int | None = None  # where models are stored
     absent: tuple[AbsentPart, ...] = field(default=())
+    sources: tuple[str, ...] = ()  # citations for a planning profile's spec figures
