@@ -97,3 +97,38 @@ class RepoNotFound(HubError):
 
 class HubOffline(HubError):
     """The Hub cannot be reached (or HF_HUB_OFFLINE is set) and nothing usable is cached."""
+
+
+class StorageError(AppError):
+    """Homefire's database cannot be opened, migrated or written (corrupt, newer, disk full)."""
+
+
+class RateLimited(HubError):
+    """The Hub answered 429: too many requests for now."""
+
+    def __init__(self, user_message: str, retry_after_s: int | None = None) -> None:
+        super().__init__(user_message)
+        self.retry_after_s = retry_after_s
+
+
+class HubUnavailable(HubError):
+    """The Hub answered 5xx or the connection failed mid-way; worth retrying later."""
+
+
+class UnsafeName(HubError):
+    """A repo id or file name that could write outside the models folder (``..``, ``C:\\``, NUL)."""
+
+
+class SizeMismatch(DownloadError):
+    """The bytes received do not add up to the size the Hub published."""
+
+
+class UnknownProfile(AppError):
+    """A hardware profile name that is neither built in nor user-defined."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        super().__init__(
+            f"no hardware profile named {name!r}; known profiles: {', '.join(known) or 'none'}"
+        )
+        self.name = name
+        self.known = known
