@@ -14,10 +14,11 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from app import __version__
+from app.commands import serve
 from app.core.errors import AppError
 
 # Commands register themselves in this order in `homefire --help`.
-COMMAND_MODULES: tuple[ModuleType, ...] = ()
+COMMAND_MODULES: tuple[ModuleType, ...] = (serve,)
 
 CommandFunc = Callable[[argparse.Namespace], int]
 
@@ -62,4 +63,9 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_desktop(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    try:
+        from app.gui.main import run_desktop  # Qt loads only when the window is wanted
+    except ImportError:
+        # Until the desktop app lands, no command means the headless server on the default model.
+        return serve.run(serve.defaults())
+    return run_desktop(args)

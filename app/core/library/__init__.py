@@ -1,1 +1,1 @@
-"""Every GGUF Homefire knows, wherever it lives: its own downloads, the starter model, other tools'."""
+"""Every GGUF Homefire knows: its own downloads, the starter model, other tools' files."""

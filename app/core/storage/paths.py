@@ -51,5 +51,11 @@ class AppPaths:
 
     def ensure(self) -> None:
         """Create the folders; called once at start-up, not on import."""
-        for folder in (self.config_dir, self.data_dir, self.cache_dir, self.log_dir, self.models_dir):
+        for folder in (
+            self.config_dir,
+            self.data_dir,
+            self.cache_dir,
+            self.log_dir,
+            self.models_dir,
+        ):
             folder.mkdir(parents=True, exist_ok=True)

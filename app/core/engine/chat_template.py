@@ -1,0 +1,192 @@
+"""Render a model's chat template safely, keeping users' text apart from the template's structure.
+
+Templates come from GGUF files anyone can publish, so they render in Jinja's
+``ImmutableSandboxedEnvironment`` (the hole behind CVE-2024-34359 was a plain Environment), with a
+bounded ``range``, an output cap and a deadline. Message contents are wrapped in private-use
+sentinels while rendering; afterwards the prompt splits into template pieces (whose special-token
+text becomes control tokens) and user pieces (tokenized as plain text, so a typed
+``<|im_start|>`` stays text).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from jinja2.exceptions import SecurityError
+from jinja2.exceptions import TemplateError as JinjaTemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from app.core.engine.request import ChatMessage
+from app.core.errors import TemplateError
+
+MAX_OUTPUT_CHARS = 8_000_000
+MAX_RANGE_ITEMS = 100_000
+RENDER_DEADLINE_S = 2.0
+
+
+@dataclass(frozen=True)
+class PromptPiece:
+    text: str
+    trusted: bool  # True: template structure, special-token text is parsed; False: user text
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    source: str  # the Jinja text
+    bos_token: str = ""
+    eos_token: str = ""
+    origin: str = "gguf"  # or the fallback's name
+    stop: tuple[str, ...] = ()  # extra stop strings the format needs (fallbacks)
+
+
+# A plain transcript for models that ship no template (base models such as the starter model).
+# Base models continue text, so the format is one they have seen plenty of, and the next
+# "User:" line ends the reply.
+TRANSCRIPT_FALLBACK = ChatTemplate(
+    source=(
+        "{% for m in messages %}"
+        "{% if m.role == 'system' %}{{ m.content }}\n\n"
+        "{% elif m.role == 'user' %}User: {{ m.content }}\n"
+        "{% elif m.role == 'assistant' %}Assistant: {{ m.content }}\n"
+        "{% else %}{{ m.role | capitalize }}: {{ m.content }}\n{% endif %}"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}Assistant:{% endif %}"
+    ),
+    origin="fallback: plain transcript",
+    stop=("\nUser:", "\nAssistant:"),
+)
+
+
+class _BudgetExceeded(Exception):
+    pass
+
+
+class _RenderBudget:
+    def __init__(self) -> None:
+        self.deadline = time.monotonic() + RENDER_DEADLINE_S
+        self.items = 0
+
+    def tick(self) -> None:
+        self.items += 1
+        if self.items % 1024 == 0 and time.monotonic() > self.deadline:
+            raise _BudgetExceeded("the chat template took too long to render")
+
+
+def _bounded_range(budget: _RenderBudget) -> Any:
+    def safe_range(*args: int) -> Iterator[int]:
+        values = range(*args)
+        if len(values) > MAX_RANGE_ITEMS:
+            raise _BudgetExceeded(f"the chat template asked for a range of {len(values)} items")
+        for value in values:
+            budget.tick()
+            yield value
+
+    return safe_range
+
+
+def _raise_exception(message: str) -> None:
+    # Templates call this to reject conversations they cannot format (e.g. roles out of order).
+    raise TemplateError(f"the model's chat template refused this conversation: {message}")
+
+
+def _tojson(value: Any, indent: int | None = None) -> str:
+    # Jinja's tojson escapes HTML; templates expect plain JSON, as transformers renders it.
+    return json.dumps(value, ensure_ascii=False, indent=indent)
+
+
+def _strftime_now(fmt: str) -> str:
+    return datetime.now(UTC).strftime(fmt)
+
+
+class _Sentinels:
+    """Two private-use characters that appear in none of the messages."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        used = set("".join(texts))
+        free = (chr(c) for c in range(0xE000, 0xF8FF) if chr(c) not in used)
+        self.open = next(free)
+        self.close = next(free)
+
+
+def _message_dict(message: ChatMessage, sentinels: _Sentinels) -> dict[str, Any]:
+    wrapped = f"{sentinels.open}{message.content}{sentinels.close}" if message.content else ""
+    data: dict[str, Any] = {"role": message.role, "content": wrapped}
+    if message.name:
+        data["name"] = message.name
+    data.update(message.extra)
+    return data
+
+
+def _split(rendered: str, sentinels: _Sentinels) -> list[PromptPiece]:
+    pieces: list[PromptPiece] = []
+    rest = rendered
+    while rest:
+        start = rest.find(sentinels.open)
+        if start < 0:
+            pieces.append(PromptPiece(rest.replace(sentinels.close, ""), trusted=True))
+            break
+        if start:
+            pieces.append(PromptPiece(rest[:start].replace(sentinels.close, ""), trusted=True))
+        rest = rest[start + 1 :]
+        end = rest.find(sentinels.close)
+        # A template that cut a message short loses its closing sentinel: everything after is
+        # treated as user text, the safe side.
+        user, rest = (rest, "") if end < 0 else (rest[:end], rest[end + 1 :])
+        pieces.append(PromptPiece(user.replace(sentinels.open, ""), trusted=False))
+    return [piece for piece in pieces if piece.text]
+
+
+def render(
+    template: ChatTemplate,
+    messages: Sequence[ChatMessage],
+    *,
+    add_generation_prompt: bool = True,
+    tools: Sequence[dict[str, Any]] | None = None,
+) -> list[PromptPiece]:
+    """Render ``messages`` into prompt pieces; raise ``TemplateError`` for any failure."""
+    sentinels = _Sentinels([m.content for m in messages])
+    budget = _RenderBudget()
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+        extensions=["jinja2.ext.loopcontrols"],
+    )
+    env.filters["tojson"] = _tojson
+    env.globals.update(
+        range=_bounded_range(budget),
+        raise_exception=_raise_exception,
+        strftime_now=_strftime_now,
+    )
+    try:
+        compiled = env.from_string(template.source)
+        chunks: list[str] = []
+        size = 0
+        for chunk in compiled.generate(
+            messages=[_message_dict(m, sentinels) for m in messages],
+            add_generation_prompt=add_generation_prompt,
+            bos_token=template.bos_token,
+            eos_token=template.eos_token,
+            tools=list(tools) if tools else None,
+        ):
+            size += len(chunk)
+            if size > MAX_OUTPUT_CHARS:
+                raise _BudgetExceeded("the chat template produced an oversized prompt")
+            budget.tick()
+            chunks.append(chunk)
+    except TemplateError:
+        raise
+    except _BudgetExceeded as exc:
+        raise TemplateError(f"the model's chat template was stopped: {exc}") from exc
+    except SecurityError as exc:
+        raise TemplateError(f"the model's chat template tried something unsafe: {exc}") from exc
+    except (JinjaTemplateError, TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        raise TemplateError(f"the model's chat template failed to render: {exc}") from exc
+    except RecursionError as exc:
+        raise TemplateError("the model's chat template recursed too deeply") from exc
+    return _split("".join(chunks), sentinels)

@@ -1,0 +1,67 @@
+"""What callers ask the engine for: load options, chat and raw-completion requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+KvCacheType = Literal["f16", "q8_0", "q4_0"]
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    model_path: Path
+    n_ctx: int = 4096
+    n_gpu_layers: int = 0  # -1 offloads every layer
+    flash_attn: bool = False
+    kv_cache_type: KvCacheType = "f16"
+    n_threads: int | None = None  # None: llama.cpp's default for this CPU
+    use_mmap: bool = True
+    use_mlock: bool = False
+    # MoE: keep the experts of the first N layers in RAM (llama.cpp's --n-cpu-moe).
+    moe_experts_on_cpu_layers: int = 0
+    # Extra (regex, buffer type) overrides, as llama.cpp's --override-tensor.
+    tensor_overrides: tuple[tuple[str, str], ...] = ()
+    model_id: str | None = None  # the name served to clients; the file stem when None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Role
+    content: str
+    name: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # tool_calls, tool_call_id, ...
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 40
+    min_p: float = 0.05
+    repeat_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Either ``messages`` (chat, rendered with the model's template) or ``prompt`` (raw text)."""
+
+    messages: tuple[ChatMessage, ...] | None = None
+    prompt: str | None = None
+    max_tokens: int | None = None  # None: until a stop, or the context is full
+    stop: tuple[str, ...] = ()
+    sampling: Sampling = field(default_factory=Sampling)
+    # Raw prompts from clients that wrap FIM or template tokens themselves parse special tokens.
+    prompt_special_tokens: bool = False
+    source: str = "chat"  # "chat" or "api", for the usage ledger
+    client: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("a generation request needs exactly one of messages or prompt")

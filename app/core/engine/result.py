@@ -1,0 +1,45 @@
+"""What the engine reports about a loaded model and a finished generation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+FinishReason = Literal["stop", "length", "cancelled"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model_id: str
+    path: Path
+    n_ctx: int
+    n_ctx_train: int
+    architecture: str | None
+    n_params: int | None
+    size_bytes: int
+    has_chat_template: bool
+    template_source: str  # "gguf" or the name of the fallback used
+    load_s: float
+    rss_growth_bytes: int | None  # measured resident-memory growth over the load
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    text: str
+    model_id: str
+    prompt_tokens: int
+    cached_prompt_tokens: int  # prompt tokens reused from the previous request's KV cache
+    completion_tokens: int
+    finish_reason: FinishReason
+    time_to_first_token_s: float | None  # from the job's start on the engine thread
+    prompt_s: float
+    decode_s: float
+    queued_s: float  # waiting in the engine's queue before starting
+
+    @property
+    def decode_tokens_per_s(self) -> float | None:
+        """Tokens after the first ÷ the time they took; None below two tokens."""
+        if self.completion_tokens < 2 or self.decode_s <= 0:
+            return None
+        return (self.completion_tokens - 1) / self.decode_s

@@ -1,0 +1,122 @@
+"""Errors as OpenAI-shaped JSON, chosen by the error's type, never by its message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.core.errors import (
+    AppError,
+    ContextOverflow,
+    EngineBusy,
+    ModelNotLoaded,
+    TemplateError,
+    UnknownModel,
+)
+
+
+class ApiError(Exception):
+    """An error with its HTTP status and OpenAI error fields, raised by route handlers."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type_: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type_
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(
+            status_code=self.status,
+            content=error_body(self.message, self.type, self.param, self.code),
+            headers=self.headers,
+        )
+
+
+def error_body(message: str, type_: str, param: str | None, code: str | None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def api_error_for(exc: AppError) -> ApiError:
+    """Map a core error to its HTTP answer."""
+    if isinstance(exc, ContextOverflow):
+        return ApiError(400, exc.user_message, code="context_length_exceeded", param="messages")
+    if isinstance(exc, EngineBusy):
+        return ApiError(
+            503,
+            exc.user_message,
+            type_="server_error",
+            code="engine_busy",
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
+    if isinstance(exc, ModelNotLoaded):
+        return ApiError(
+            503,
+            exc.user_message,
+            type_="server_error",
+            code="model_not_loaded",
+            headers={"Retry-After": "5"},
+        )
+    if isinstance(exc, UnknownModel):
+        return ApiError(404, exc.user_message, code="model_not_found", param="model")
+    if isinstance(exc, TemplateError):
+        return ApiError(400, exc.user_message, code="chat_template_error", param="messages")
+    return ApiError(500, exc.user_message, type_="server_error", code="internal_error")
+
+
+def _describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
+    errors = exc.errors()
+    if not errors:
+        return "the request is invalid", None
+    first = errors[0]
+    if first.get("type") == "json_invalid":
+        return "the request body is not valid JSON", None
+    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+    param = ".".join(loc) or None
+    if param is None:
+        return "the request body must be a JSON object", None
+    message = first.get("msg", "invalid value")
+    return (f"{param}: {message}" if param else message), param
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
+
+    @app.exception_handler(AppError)
+    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
+        return api_error_for(exc).response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        message, param = _describe_validation(exc)
+        return ApiError(400, message, param=param).response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = "not_found" if exc.status_code == 404 else None
+        return ApiError(
+            exc.status_code, str(exc.detail), code=code, headers=dict(exc.headers or {})
+        ).response()
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        return ApiError(
+            500, f"internal error: {type(exc).__name__}", type_="server_error"
+        ).response()

@@ -1,0 +1,119 @@
+"""Carry one engine generation into the HTTP server's asyncio loop, and cancel it when the client leaves.
+
+The engine thread hands chunks over with ``loop.call_soon_threadsafe``; the handler reads them
+from an ``asyncio.Queue``. Whatever ends the handler (completion, error, a disconnect that
+cancels its task) cancels the engine job, so a departed client frees the engine within a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from app.core.engine.cancel import CancelToken
+from app.core.engine.engine import Engine
+from app.core.engine.request import GenerationRequest
+from app.core.engine.result import GenerationResult
+from app.core.errors import Cancelled
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    result: GenerationResult
+
+
+Event = Chunk | Finished
+
+
+class GenerationStream:
+    """Events of one generation: ``Chunk``s then one ``Finished`` (or the job's exception)."""
+
+    def __init__(self, engine: Engine, request: GenerationRequest) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._events: asyncio.Queue[Event | BaseException] = asyncio.Queue()
+        self.cancel = CancelToken()
+        # EngineBusy is raised here, before anything is sent to the client.
+        self._future = engine.generate(request, on_chunk=self._on_chunk, cancel=self.cancel)
+        self._future.add_done_callback(self._on_done)
+
+    def _on_chunk(self, text: str) -> None:  # engine thread
+        self._loop.call_soon_threadsafe(self._events.put_nowait, Chunk(text))
+
+    def _on_done(
+        self, future: object
+    ) -> None:  # engine thread (or here, if cancelled while queued)
+        try:
+            item: Event | BaseException = Finished(self._future.result())
+        except BaseException as exc:  # noqa: BLE001 - the handler re-raises it in the loop
+            item = exc
+        # A closed loop means nobody is listening any more.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._events.put_nowait, item)
+
+    async def next_event(self) -> Event:
+        item = await self._events.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    async def events(self) -> AsyncIterator[Event]:
+        try:
+            while True:
+                event = await self.next_event()
+                yield event
+                if isinstance(event, Finished):
+                    return
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.cancel.cancel()
+        self._future.cancel()  # a job still in the queue never starts
+
+
+async def first_event_or_disconnect(stream: GenerationStream, request: Request) -> Event:
+    """Wait for the first event, cancelling the generation if the client leaves meanwhile."""
+    return await _until_event(stream, request, want_finished=False)
+
+
+async def result_or_disconnect(stream: GenerationStream, request: Request) -> GenerationResult:
+    """Drain a non-streamed generation; a client that leaves cancels it at once."""
+    event = await _until_event(stream, request, want_finished=True)
+    assert isinstance(event, Finished)
+    return event.result
+
+
+async def _until_event(stream: GenerationStream, request: Request, *, want_finished: bool) -> Event:
+    disconnect = asyncio.ensure_future(_disconnected(request))
+    try:
+        while True:
+            next_event = asyncio.ensure_future(stream.next_event())
+            done, _ = await asyncio.wait(
+                {next_event, disconnect}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if next_event not in done:
+                next_event.cancel()
+                stream.close()
+                raise Cancelled("the client disconnected")
+            event = next_event.result()
+            if not want_finished or isinstance(event, Finished):
+                return event
+    finally:
+        disconnect.cancel()
+
+
+async def _disconnected(request: Request) -> None:
+    # The body was read already, so the next message the server delivers is the disconnect.
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return

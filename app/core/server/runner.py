@@ -1,0 +1,93 @@
+"""Serve the app with uvicorn on its own named thread, on a socket bound here.
+
+Binding the socket ourselves makes a busy port an ``OSError`` the caller sees (uvicorn would
+``sys.exit``), and tells the real port at once when 0 was asked for (tests).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import uvicorn
+
+from app.core.errors import ConfigError
+from app.core.server.app import ServerConfig, create_app
+
+if TYPE_CHECKING:
+    from app.core.services import AppServices
+
+log = logging.getLogger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ServerRunner:
+    def __init__(self, services: AppServices, config: ServerConfig) -> None:
+        if not is_loopback(config.host) and not config.api_key:
+            raise ConfigError(
+                f"listening on {config.host} exposes the endpoint beyond this machine: "
+                "set an API key (--api-key) to do that"
+            )
+        self.config = config
+        self._app = create_app(services, config)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+        self.port: int | None = None
+
+    @property
+    def url(self) -> str:
+        host = self.config.host
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{self.port}"
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
+        try:
+            sock = socket.create_server((self.config.host, self.config.port), family=family)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {self.config.host}:{self.config.port}: {exc.strerror or exc}"
+            ) from exc
+        self._socket = sock
+        self.port = sock.getsockname()[1]
+        uv_config = uvicorn.Config(
+            self._app,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=3,
+            lifespan="off",
+        )
+        self._server = uvicorn.Server(uv_config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="http-server", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not self._server.started:
+            self.stop()
+            raise ConfigError("the HTTP server did not start")
+        log.info("serving on %s", self.url)
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = None
