@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from app import __version__
-from app.commands import serve
+from app.commands import hw, serve
 from app.core.errors import AppError
 
 # Commands register themselves in this order in `homefire --help`.
-COMMAND_MODULES: tuple[ModuleType, ...] = (serve,)
+COMMAND_MODULES: tuple[ModuleType, ...] = (serve, hw)
 
 CommandFunc = Callable[[argparse.Namespace], int]
 

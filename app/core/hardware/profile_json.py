@@ -170,7 +170,7 @@ def profile_from_dict(data: Any, where: str = "profile") -> HardwareProfile:
             raise ConfigError(f"{where}: backend {backend!r} is not one of {', '.join(_BACKENDS)}")
     return HardwareProfile(
         name=name,
-        source=cast(ProfileSource, fields.choice("source", _SOURCES)),
+        source=cast(ProfileSource, fields.choice("source", _SOURCES, optional=True) or "user"),
         os=fields.text("os"),
         cpu=_cpu(fields.data.get("cpu"), where),
         ram_total_bytes=fields.size("ram_total_bytes"),
