@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from app import __version__
-from app.commands import hw, serve
+from app.commands import hw, serve, usage
 from app.core.errors import AppError
 
 # Commands register themselves in this order in `homefire --help`.
-COMMAND_MODULES: tuple[ModuleType, ...] = (serve, hw)
+COMMAND_MODULES: tuple[ModuleType, ...] = (serve, hw, usage)
 
 CommandFunc = Callable[[argparse.Namespace], int]
 
