@@ -31,7 +31,7 @@ from app.core.hardware.cpu import (
     with_live_counts,
 )
 from app.core.hardware.disk import DiskFree, probe_disk_free, shutil_disk_free
-from app.core.hardware.memory import MemoryReader, probe_ram, psutil_memory
+from app.core.hardware.memory import MemoryReader, RamReading, probe_ram, psutil_memory
 from app.core.hardware.nvidia import NvmlLoader, import_pynvml, probe_nvidia
 from app.core.hardware.probe import ProbeResult
 from app.core.hardware.profile import (
@@ -163,6 +163,10 @@ def detect(
     ]
 
     ram = probe_ram(read_memory, read_text if os_name == "linux" else None, proc_root)
+    unified = next((gpu for gpu in gpus if gpu.vendor == "apple"), None)
+    if ram.value is None and unified is not None:
+        # The chip's unified memory is the RAM; sysctl or system_profiler already said how much.
+        ram = ProbeResult(RamReading(unified.memory_total_bytes, None))
     take(ram)
     disk = probe_disk_free((paths or AppPaths.from_env()).models_dir, disk_free)
     take(disk)
