@@ -214,6 +214,8 @@ class DownloadManager:
     def close(self) -> None:
         """Pause what runs (parts kept for next time), stop the threads and join them."""
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
             items = list(self._items.values())
         for item in items:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from app.core.library.library import ModelLibrary
 from app.core.library.model import ModelSource
 from app.core.library.sources.existing_copies import OtherToolsCopies
 from app.core.library.sources.folders import FolderSource
@@ -18,6 +19,9 @@ from app.core.library.sources.hf_cache import HfCacheSource, hf_cache_dir
 from app.core.library.sources.homefire_downloads import homefire_downloads
 from app.core.library.sources.lm_studio import LmStudioSource, lm_studio_dirs
 from app.core.library.sources.ollama import OllamaSource, ollama_models_dir
+from app.core.library.starter import StarterSource
+from app.core.storage.paths import AppPaths
+from app.core.storage.settings import Settings
 
 
 def default_sources(
@@ -34,9 +38,18 @@ def default_sources(
     ]
 
 
+def build_library(
+    paths: AppPaths, settings: Settings, environ: Mapping[str, str] | None = None
+) -> ModelLibrary:
+    """Every place: Homefire's downloads, the starter model, other tools, user folders."""
+    sources = default_sources(paths.models_dir, settings.model_folders, environ)
+    sources.insert(1, StarterSource(paths.models_dir / "starter"))
+    return ModelLibrary(sources)
+
+
 def other_tools_copies(environ: Mapping[str, str] | None = None) -> OtherToolsCopies:
     env = os.environ if environ is None else environ
     return OtherToolsCopies(hf_cache_dir(env), ollama_models_dir(env), lm_studio_dirs(env))
 
 
-__all__ = ["default_sources", "other_tools_copies"]
+__all__ = ["build_library", "default_sources", "other_tools_copies"]

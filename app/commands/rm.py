@@ -1,0 +1,48 @@
+"""``homefire rm MODEL``: delete a model Homefire downloaded.
+
+homefire rm MODEL [--force]
+
+Another tool's file (Hugging Face cache, LM Studio, a folder you added) is deleted only with
+``--force``; Ollama's and the starter model never (their own tools remove them).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from app.core.downloads.manager import format_bytes
+from app.core.errors import UnknownModel
+from app.core.library.sources import build_library
+from app.core.library.sources.removal import remove_model
+from app.core.storage.paths import AppPaths
+from app.core.storage.settings import SettingsStore
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "rm",
+        help="delete a model Homefire downloaded",
+        description="Delete a model by its name in `homefire ls` (or its path).",
+    )
+    parser.add_argument("model", help="a name from `homefire ls`, or a GGUF path")
+    parser.add_argument(
+        "--force", action="store_true", help="also delete a file another tool put there"
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    paths = AppPaths.from_env()
+    library = build_library(paths, SettingsStore(paths.settings_file).load())
+    model = library.resolve(args.model)
+    if model.source == "file":  # a path: find which library entry it is, to know its owner
+        listed = [
+            m for m in library.models() if model.path in {p.resolve() for p in (m.path, *m.parts)}
+        ]
+        if not listed:
+            raise UnknownModel(f"{model.path} is not a model in the library; delete it yourself")
+        model = listed[0]
+    removed = remove_model(model, force=args.force)
+    print(f"deleted {model.name} ({format_bytes(model.size_bytes)}, {len(removed)} files)")  # noqa: T201
+    return 0
