@@ -1,0 +1,197 @@
+"""``homefire fit MODEL``: every quant of a model against a machine, with the recommended one marked.
+
+MODEL is a local GGUF (its header is read, not its weights), a catalog name, or a Hub repo id.
+``--json`` prints ``{"schema": 1, ...}``; the keys are documented in the README and pinned by
+tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from app.core.catalog.catalog import catalog_variants, find_entry, load_catalog
+from app.core.catalog.estimator import HEADER_BASIS, ModelFacts
+from app.core.catalog.gguf_header import read_local_model
+from app.core.catalog.quants import quant_from_filename
+from app.core.catalog.recommend import Goal, Variant, Verdict, recommend
+from app.core.errors import ConfigError, HubOffline, InvalidModelFile, UnknownModel
+from app.core.hardware.profile import HardwareProfile
+from app.core.storage.paths import AppPaths
+
+JSON_SCHEMA = 1
+GIB = 2**30
+SPEED_BASIS = "estimated: bandwidth × efficiency ÷ weights read per token (short context)"
+QUALITY_BASIS = "KL-divergence vs FP16 measured on Llama-3-8B (llama.cpp); ranks quants"
+_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "fit",
+        help="which quant of a model fits this machine (or a planning profile)",
+        description="Estimate memory, speed and quality of every quant of MODEL "
+        "(a GGUF path, a catalog name or a Hub repo id) and mark the one to use.",
+    )
+    parser.add_argument("model", metavar="MODEL")
+    parser.add_argument("--ctx", type=int, default=8192, help="context length (default 8192)")
+    parser.add_argument("--profile", help="plan for a hardware profile instead of this machine")
+    parser.add_argument(
+        "--kv-type", choices=("f16", "q8_0", "q4_0"), default="f16", help="KV cache type"
+    )
+    parser.add_argument(
+        "--goal", choices=("balanced", "quality", "speed"), default="balanced",
+        help="what the recommendation favours (default balanced)",
+    )  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="stable JSON output (schema 1)")
+    parser.set_defaults(func=run)
+
+
+def variants_for_repo(repo_id: str) -> list[Variant]:
+    """A Hub repo's variants. Offline for now: only repos the catalog knows.
+
+    The seam for reading remote GGUF headers over HTTP Range requests.
+    """
+    entry = find_entry(repo_id, load_catalog())
+    if entry is not None:
+        return catalog_variants(entry)
+    raise HubOffline(
+        f"cannot plan for {repo_id}: it is not in the catalog and reading its files from the "
+        "Hub is not available (unknown: its quants, file sizes and architecture)"
+    )
+
+
+def variants_for_file(path: Path) -> tuple[str, list[Variant]]:
+    header = read_local_model(path)
+    quant = header.quant or quant_from_filename(path.name) or "unknown"
+    size = header.file_size or path.stat().st_size
+    variant = Variant(
+        quant, ModelFacts.from_header(header), size, "file size on disk", (str(path),)
+    )
+    return header.name or path.name, [variant]
+
+
+def resolve_model(model: str) -> tuple[str, list[Variant]]:
+    path = Path(model).expanduser()
+    if path.exists():
+        if path.is_dir():
+            raise InvalidModelFile(f"{path} is a folder, not a GGUF file")
+        return variants_for_file(path)
+    if model.lower().endswith(".gguf"):
+        raise InvalidModelFile(f"{path}: no such file")
+    entry = find_entry(model, load_catalog())
+    if entry is not None:
+        return entry.name, catalog_variants(entry)
+    if _REPO_RE.match(model):
+        return model, variants_for_repo(model)
+    raise UnknownModel(f"{model!r} is not a GGUF file, a catalog model or a Hub repo id")
+
+
+def machine_profile(name: str | None) -> HardwareProfile:
+    from app.core.hardware.detect import detect
+    from app.core.hardware.profiles import get_profile
+
+    paths = AppPaths.from_env()
+    return get_profile(name, paths) if name else detect(paths=paths)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.ctx < 1:
+        raise ConfigError("--ctx must be a positive number of tokens")
+    title, variants = resolve_model(args.model)
+    profile = machine_profile(args.profile)
+    goal: Goal = args.goal
+    verdicts = recommend(profile, variants, args.ctx, goal, args.kv_type)
+    if args.json:
+        print(json.dumps(to_json(title, profile, args, verdicts), indent=2))  # noqa: T201
+    else:
+        print(render_table(title, profile, args.ctx, verdicts))  # noqa: T201
+    return 0
+
+
+def _gib(value: int | None) -> str:
+    return "-" if not value else f"{value / GIB:.1f} GiB"
+
+
+def _estimated(variant: Variant) -> bool:
+    return variant.size_basis.startswith("estimated")
+
+
+def _size(variant: Variant) -> str:
+    return ("~" if _estimated(variant) else "") + _gib(variant.file_size)
+
+
+def render_table(title: str, profile: HardwareProfile, n_ctx: int, verdicts: list[Verdict]) -> str:
+    head = ("", "quant", "file", "GPU mem", "RAM", "verdict", "tok/s", "quality loss", "why")
+    rows = [head]
+    for v in verdicts:
+        q = v.quality
+        loss = q.band if q.kld is None else f"{q.band} (KLD {q.kld:g})"
+        tps = "-" if v.tokens_per_s is None else f"~{v.tokens_per_s:.0f}"
+        rows.append(
+            ("*" if v.recommended else "", v.variant.quant, _size(v.variant),
+             _gib(v.gpu_bytes), _gib(v.ram_bytes), v.label, tps, loss, v.reason)
+        )  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
+    lines = [f"{title} at {n_ctx} tokens of context on {profile.name} ({profile.source})"]
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+    pick = next((v for v in verdicts if v.recommended), None)
+    lines.append("")
+    lines.append(
+        f"* recommended: {pick.variant.quant} ({pick.label})"
+        if pick
+        else "nothing fits this machine"
+    )
+    bases = sorted({v.variant.size_basis for v in verdicts if not _estimated(v.variant)})
+    if any(_estimated(v.variant) for v in verdicts):
+        bases.append("~ = estimated from parameters × bits per weight")
+    memory = sorted({v.estimate.basis for v in verdicts if v.estimate})
+    lines.append(f"file sizes: {'; '.join(bases)}")
+    lines.append(f"memory: {'; '.join(memory) or HEADER_BASIS}")
+    lines.append(f"tok/s: {SPEED_BASIS}")
+    lines.append(f"quality loss: {QUALITY_BASIS}")
+    return "\n".join(lines)
+
+
+def to_json(
+    title: str, profile: HardwareProfile, args: argparse.Namespace, verdicts: list[Verdict]
+) -> dict[str, Any]:
+    return {
+        "schema": JSON_SCHEMA,
+        "model": title,
+        "profile": {"name": profile.name, "source": profile.source},
+        "n_ctx": args.ctx,
+        "kv_type": args.kv_type,
+        "goal": args.goal,
+        "recommended": next((v.variant.quant for v in verdicts if v.recommended), None),
+        "variants": [_variant_json(v) for v in verdicts],
+    }
+
+
+def _variant_json(v: Verdict) -> dict[str, Any]:
+    return {
+        "quant": v.variant.quant,
+        "file_size_bytes": v.variant.file_size,
+        "file_size_basis": v.variant.size_basis,
+        "verdict": v.kind,
+        "label": v.label,
+        "reason": v.reason,
+        "gpu_bytes": v.gpu_bytes,
+        "ram_bytes": v.ram_bytes,
+        "gpu_layers": v.gpu_layers,
+        "cpu_moe_layers": v.cpu_moe_layers,
+        "memory_basis": v.estimate.basis if v.estimate else None,
+        "tokens_per_s": None if v.tokens_per_s is None else round(v.tokens_per_s, 1),
+        "tokens_per_s_basis": v.speed_basis or None,
+        "quality": {
+            "band": v.quality.band,
+            "kld": v.quality.kld,
+            "delta_ppl": v.quality.delta_ppl,
+            "basis": v.quality.basis,
+        },
+        "recommended": v.recommended,
+    }
