@@ -155,7 +155,9 @@ def _savings_lines(report: UsageReport) -> list[str]:
         origin = {"edited": ", your edit", "user": ", your entry"}.get(price.origin, "")
         lines.append(f"  {price.name:<22} {_dollars(s.cost_avoided):>12}  ({dated}{origin})")
     lines.append("")
-    if e.measured_kwh is None:
+    if report.totals.generations == 0:
+        lines.append("Electricity: nothing generated in this range")
+    elif e.measured_kwh is None:
         lines.append("Electricity: not measured (no energy meter readable on this machine)")
     else:
         share = (

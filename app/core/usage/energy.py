@@ -85,8 +85,10 @@ class NvmlEnergyMeter:
             return None
 
     def joules_since(self, reading: EnergyReading | None) -> Decimal | None:
+        if reading is None:
+            return None
         now = self.start()
-        if reading is None or now is None or len(now) != len(reading):
+        if now is None or len(now) != len(reading):
             return None
         deltas = [after - before for before, after in zip(reading, now, strict=True)]
         if min(deltas) < 0:
@@ -142,8 +144,10 @@ class RaplEnergyMeter:
             return None
 
     def joules_since(self, reading: EnergyReading | None) -> Decimal | None:
+        if reading is None:
+            return None
         now = self.start()
-        if reading is None or now is None or len(now) != len(reading):
+        if now is None or len(now) != len(reading):
             return None
         total_uj = 0
         for (_, max_range), before, after in zip(self._zones, reading, now, strict=True):

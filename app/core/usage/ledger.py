@@ -161,8 +161,16 @@ class UsageLedger:
     @classmethod
     def open(cls, paths: AppPaths) -> UsageLedger:
         """The ledger in Homefire's database, with rows orphaned by a killed process closed."""
-        ledger = cls(paths.database_file)
-        ledger.close_interrupted()
+        return cls.open_at(paths.database_file)
+
+    @classmethod
+    def open_at(cls, db_path: Path) -> UsageLedger:
+        ledger = cls(db_path)
+        try:
+            ledger.close_interrupted()
+        except BaseException:
+            ledger.close()
+            raise
         return ledger
 
     @property
@@ -515,7 +523,7 @@ def _totals_from_row(row: Sequence[object]) -> UsageTotals:
         tokens=TokenCounts(_int(prompt), _int(cached), _int(completion)),
         measured_generations=_int(measured),
         measured=TokenCounts(_int(m_prompt), _int(m_cached), _int(m_completion)),
-        energy_joules=Decimal(_int(energy_mj)) / 1000,
+        energy_joules=Decimal(_int(energy_mj)).scaleb(-3),
         prompt_seconds=float(prompt_s),  # type: ignore[arg-type]
         decode_seconds=float(decode_s),  # type: ignore[arg-type]
         in_progress=_int(running),
@@ -551,7 +559,7 @@ def _record(row: Sequence[object]) -> GenerationRecord:
         tokens=TokenCounts(_int(row[6]), _int(row[7]), _int(row[8])),
         prompt_seconds=None if row[9] is None else float(row[9]),  # type: ignore[arg-type]
         decode_seconds=None if row[10] is None else float(row[10]),  # type: ignore[arg-type]
-        energy_joules=None if energy_mj is None else Decimal(_int(energy_mj)) / 1000,
+        energy_joules=None if energy_mj is None else Decimal(_int(energy_mj)).scaleb(-3),
         finish_reason=None if row[12] is None else str(row[12]),
     )
 

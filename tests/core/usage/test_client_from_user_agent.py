@@ -1,0 +1,50 @@
+"""Endpoint requests are filed under their API key's name or their User-Agent family."""
+
+from __future__ import annotations
+
+import httpx
+import ollama
+import openai
+import pytest
+
+from app.core.usage.clients import client_for_request, client_from_user_agent
+
+
+def test_the_real_sdks_are_recognised_by_the_agent_they_send() -> None:
+    sync = openai.OpenAI(api_key="x", base_url="http://127.0.0.1:9/v1")
+    asynchronous = openai.AsyncOpenAI(api_key="x", base_url="http://127.0.0.1:9/v1")
+    ollama_client = ollama.Client(host="http://127.0.0.1:9")
+    with httpx.Client() as plain:
+        agents = {
+            sync.user_agent: "openai-python",
+            asynchronous.user_agent: "openai-python",
+            ollama_client._client.headers["user-agent"]: "ollama-python",
+            plain.headers["user-agent"]: "httpx",
+        }
+    for agent, family in agents.items():
+        assert client_from_user_agent(agent) == family, agent
+
+
+@pytest.mark.parametrize(
+    ("agent", "family"),
+    [
+        ("OpenAI/JS 4.67.3", "openai-node"),
+        ("curl/8.5.0", "curl"),
+        ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36", "browser"),
+        # A tool that names itself beside the SDK it is built on is named for the tool.
+        ("Continue OpenAI/JS 4.67.3", "Continue"),
+        ("cline/3.17.0 OpenAI/JS 4.96.0", "Cline"),
+        ("MyScript/2.1 (linux)", "MyScript"),
+        ("", "unknown"),
+        (None, "unknown"),
+        ("///", "unknown"),
+    ],
+)
+def test_agent_families(agent: str | None, family: str) -> None:
+    assert client_from_user_agent(agent) == family
+
+
+def test_an_api_key_name_wins_over_the_agent() -> None:
+    assert client_for_request("laptop-continue", "OpenAI/Python 1.40.0") == "laptop-continue"
+    assert client_for_request("  ", "OpenAI/Python 1.40.0") == "openai-python"
+    assert client_for_request(None, None) == "unknown"
