@@ -178,7 +178,12 @@ class UsageLedger:
         return self._path
 
     def close(self) -> None:
+        """Checkpoint replies still running (the next start closes them as interrupted)."""
         with self._lock, self._read_lock:
+            for active in self._active.values():
+                if active.tokens.completion != active.checkpointed:
+                    self._checkpoint(active, self._monotonic())
+            self._active.clear()
             self._write.close()
             self._read.close()
 
@@ -253,8 +258,8 @@ class UsageLedger:
         self,
         generation_id: int,
         *,
-        completion_tokens: int,
         finish_reason: FinishReason | str,
+        completion_tokens: int | None = None,
         prompt_tokens: int | None = None,
         cached_prompt_tokens: int | None = None,
         prompt_seconds: float | None = None,
@@ -263,6 +268,7 @@ class UsageLedger:
     ) -> None:
         """Close the generation once with what it really produced (also after Stop or error).
 
+        ``completion_tokens`` None keeps the last :meth:`progress` count (an error mid-stream);
         ``prompt_tokens``/``cached_prompt_tokens`` override the start values when the engine
         learned better; ``energy_joules`` is None when the energy was not measured.
         """
@@ -277,7 +283,7 @@ class UsageLedger:
             tokens = _checked_tokens(
                 before.prompt if prompt_tokens is None else prompt_tokens,
                 before.cached_prompt if cached_prompt_tokens is None else cached_prompt_tokens,
-                completion_tokens,
+                before.completion if completion_tokens is None else completion_tokens,
             )
             stamp = _stamp(self._now())
             try:

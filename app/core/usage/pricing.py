@@ -18,8 +18,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-import app
 from app.core.errors import ConfigError
+from app.core.storage.resources import resources_dir
 
 log = logging.getLogger(__name__)
 
@@ -94,15 +94,10 @@ class PriceTable:
 
 
 def shipped_pricing_path() -> Path:
-    """``pricing.json`` inside the installed package, else in the source checkout."""
-    package = Path(app.__file__).resolve().parent
-    for candidate in (
-        package / "resources" / PRICING_FILE,
-        package.parent / "resources" / PRICING_FILE,
-    ):
-        if candidate.is_file():
-            return candidate
-    raise ConfigError(f"the shipped price table {PRICING_FILE} is missing from this installation")
+    path = resources_dir() / PRICING_FILE
+    if not path.is_file():
+        raise ConfigError(f"the shipped price table {path} is missing from this installation")
+    return path
 
 
 def load_shipped(path: Path) -> PriceTable:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,43 +11,7 @@ import pytest
 
 from app.core.usage.energy import NvmlEnergyMeter, RaplEnergyMeter, open_energy_meter
 
-# NVML return codes, as in nvml.h.
-NVML_ERROR_NOT_SUPPORTED = 3
-NVML_ERROR_LIBRARY_NOT_FOUND = 12
-
-
-class FakeNvml:
-    """Answers like the pynvml module: counters in millijoules, NVMLError carrying a code."""
-
-    class NVMLError(Exception):
-        def __init__(self, value: int) -> None:
-            super().__init__(value)
-            self.value = value
-
-    def __init__(self, counters: list[Iterator[int] | None], library: bool = True) -> None:
-        self._counters = counters
-        self._library = library
-        self.initialised = 0
-
-    def nvmlInit(self) -> None:
-        if not self._library:
-            raise self.NVMLError(NVML_ERROR_LIBRARY_NOT_FOUND)
-        self.initialised += 1
-
-    def nvmlShutdown(self) -> None:
-        self.initialised -= 1
-
-    def nvmlDeviceGetCount(self) -> int:
-        return len(self._counters)
-
-    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
-        return index
-
-    def nvmlDeviceGetTotalEnergyConsumption(self, handle: int) -> int:
-        counter = self._counters[handle]
-        if counter is None:  # pre-Volta GPUs have no energy counter
-            raise self.NVMLError(NVML_ERROR_NOT_SUPPORTED)
-        return next(counter)
+from .nvml_double import FakeNvml
 
 
 def test_nvml_energy_is_the_counter_difference_summed_over_gpus() -> None:

@@ -272,3 +272,11 @@ def test_a_second_ledger_on_the_same_database_sees_the_rows(
         assert other.totals().tokens == TokenCounts(8, 0, 2)
     finally:
         other.close()
+
+
+def test_a_generation_that_fails_keeps_the_tokens_it_had_produced(ledger: UsageLedger) -> None:
+    gid = ledger.start(source="api", client="Zed", model="m", prompt_tokens=11)
+    ledger.progress(gid, 7)
+    ledger.finish(gid, finish_reason="error")
+    [row] = ledger.records()
+    assert (row.tokens.completion, row.finish_reason) == (7, "error")

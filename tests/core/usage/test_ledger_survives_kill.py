@@ -131,3 +131,18 @@ def test_generations_finished_before_the_kill_keep_their_own_ending(
         ("stop", 10),
         ("interrupted", 120),
     ]
+
+
+def test_closing_the_ledger_mid_stream_keeps_the_latest_count(db_path: Path) -> None:
+    clock = [0.0]
+    ledger = UsageLedger(db_path, monotonic=lambda: clock[0])
+    gid = ledger.start(source="chat", model="m", prompt_tokens=5)
+    ledger.progress(gid, 9)  # too soon for a checkpoint
+    ledger.close()  # a quit that did not wait for the reply
+
+    again = UsageLedger.open_at(db_path)  # same, live process: the row stays open
+    try:
+        [row] = again.records()
+        assert (row.tokens.completion, row.finish_reason) == (9, None)
+    finally:
+        again.close()
