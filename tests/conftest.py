@@ -12,10 +12,39 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 @pytest.fixture(autouse=True)
-def homefire_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def homefire_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("homefire-home")
     monkeypatch.setenv("HOMEFIRE_HOME", str(home))
     # The Hub is never reached from tests unless a test points HF_ENDPOINT at its loopback server.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(home / "hf-home"))
     yield home
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny llama GGUF with a ChatML template that llama.cpp loads in milliseconds."""
+    from tests.fixtures.tiny_llama import write_tiny_llama
+
+    return write_tiny_llama(tmp_path_factory.mktemp("models") / "tiny-chatml.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_no_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fixtures.tiny_llama import write_tiny_llama
+
+    return write_tiny_llama(
+        tmp_path_factory.mktemp("models") / "tiny-plain.gguf", chat_template=None
+    )
+
+
+@pytest.fixture(scope="session")
+def starter_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real starter model (Gemma 3 270M Q4_K_M from PyPI), joined once per test session."""
+    from app.core.library.starter import StarterSource
+
+    source = StarterSource(tmp_path_factory.mktemp("starter"))
+    (model,) = source.scan()
+    return source.prepare(model)

@@ -88,10 +88,11 @@ class _TensorOverrides:
         import llama_cpp
 
         lib_dir = Path(llama_cpp.__file__).parent / "lib"
-        for name in ("libggml-base.so", "libggml-base.dylib", "ggml-base.dll"):
+        # libggml holds the device registry and, through its dependencies, the CPU buffer type.
+        for name in ("libggml.so", "libggml.dylib", "ggml.dll"):
             if (lib_dir / name).exists():
                 return ctypes.CDLL(str(lib_dir / name))
-        raise ModelLoadError("this llama-cpp-python build does not ship libggml-base")
+        raise ModelLoadError("this llama-cpp-python build does not ship libggml")
 
     @staticmethod
     def _buffer_type(ggml: ctypes.CDLL, name: str) -> int:

@@ -103,6 +103,23 @@ def _strftime_now(fmt: str) -> str:
     return datetime.now(UTC).strftime(fmt)
 
 
+class _TemplateSandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, plus a cap on ``*`` and ``**`` (``'x' * 10**12`` would exhaust RAM)."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            if isinstance(right, int | float) and abs(right) > 1024:
+                raise _BudgetExceeded("the chat template raised a number to a huge power")
+            return left**right
+        for seq, count in ((left, right), (right, left)):
+            sized = isinstance(seq, str | list | tuple) and isinstance(count, int)
+            if sized and len(seq) * count > MAX_OUTPUT_CHARS:
+                raise _BudgetExceeded("the chat template built an oversized string")
+        return left * right
+
+
 class _Sentinels:
     """Two private-use characters that appear in none of the messages."""
 
@@ -151,7 +168,7 @@ def render(
     """Render ``messages`` into prompt pieces; raise ``TemplateError`` for any failure."""
     sentinels = _Sentinels([m.content for m in messages])
     budget = _RenderBudget()
-    env = ImmutableSandboxedEnvironment(
+    env = _TemplateSandbox(
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,

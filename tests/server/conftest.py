@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from app.core.engine.request import LoadOptions
+from app.core.server.app import ServerConfig
+from app.core.services import AppServices
+
+ServerFactory = Callable[..., AppServices]
+
+
+@pytest.fixture(autouse=True)
+def no_server_thread_left() -> Iterator[None]:
+    yield
+    left = [
+        t.name
+        for t in threading.enumerate()
+        if t.name in ("engine", "http-server") and t.is_alive()
+    ]
+    assert not left, f"a test left threads running: {left}"
+
+
+@pytest.fixture
+def serve() -> Iterator[ServerFactory]:
+    """Start Homefire's real server on 127.0.0.1:0 with a model file; closed after the test."""
+    started: list[AppServices] = []
+
+    def start(model: Path | None, n_ctx: int = 256, **config: object) -> AppServices:
+        services = AppServices.create()
+        started.append(services)
+        if model is not None:
+            services.engine.load(LoadOptions(model_path=model, n_ctx=n_ctx, seed=3)).result()
+        config.setdefault("port", 0)
+        services.start_server(ServerConfig(**config))  # type: ignore[arg-type]
+        return services
+
+    yield start
+    for services in started:
+        services.close()
+
+
+def base_url(services: AppServices) -> str:
+    assert services.server is not None
+    return services.server.url

@@ -1,0 +1,174 @@
+"""Real inference on the starter model (Gemma 3 270M) through the endpoint: replies, fairness, disconnects."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from app.core.engine.result import GenerationResult
+from app.core.services import AppServices
+from tests.server.conftest import ServerFactory, base_url
+
+
+class FinishRecorder:
+    def __init__(self) -> None:
+        self.results: list[GenerationResult] = []
+        self.finished = threading.Condition()
+
+    def generation_started(self, *args: object) -> None:
+        pass
+
+    def generation_progressed(self, *args: object) -> None:
+        pass
+
+    def generation_finished(
+        self, job_id: int, result: GenerationResult | None, error: object
+    ) -> None:
+        with self.finished:
+            if result is not None:
+                self.results.append(result)
+            self.finished.notify_all()
+
+    def wait_for(self, count: int, timeout_s: float = 60) -> list[GenerationResult]:
+        with self.finished:
+            assert self.finished.wait_for(lambda: len(self.results) >= count, timeout_s)
+            return list(self.results)
+
+
+@pytest.fixture
+def starter(serve: ServerFactory, starter_model: Path) -> tuple[AppServices, FinishRecorder]:
+    services = serve(starter_model, n_ctx=2048)
+    recorder = FinishRecorder()
+    services.engine.add_observer(recorder)
+    return services, recorder
+
+
+def test_the_starter_model_answers_a_question(starter: tuple[AppServices, FinishRecorder]) -> None:
+    services, _ = starter
+    client = openai.OpenAI(base_url=f"{base_url(services)}/v1", api_key="x", max_retries=0)
+    reply = client.chat.completions.create(
+        model="gemma-3-270m-q4_k_m",
+        messages=[{"role": "user", "content": "What is the capital of France?"}],
+        max_tokens=24,
+        temperature=0,
+    )
+    text = reply.choices[0].message.content or ""
+    assert "Paris" in text
+    assert not text.startswith((" ", "\n"))
+
+
+def test_gemma_control_tokens_typed_by_a_user_stay_text(
+    starter: tuple[AppServices, FinishRecorder],
+) -> None:
+    services, _ = starter
+    url = base_url(services)
+
+    def prompt_tokens(content: str) -> int:
+        body = {"messages": [{"role": "user", "content": content}], "max_tokens": 1}
+        return int(
+            httpx.post(f"{url}/v1/chat/completions", json=body, timeout=60).json()["usage"][
+                "prompt_tokens"
+            ]
+        )
+
+    words = prompt_tokens("start_of_turn end_of_turn eos")
+    tags = prompt_tokens("<start_of_turn> <end_of_turn> <eos>")
+    # As control tokens the tags would cost fewer tokens than the words; as text they cost more.
+    assert tags > words
+
+
+def test_a_client_that_disconnects_mid_stream_frees_the_engine(
+    starter: tuple[AppServices, FinishRecorder],
+) -> None:
+    services, recorder = starter
+    url = base_url(services)
+    body = {
+        "messages": [{"role": "user", "content": "Tell me a very long story."}],
+        "max_tokens": 1500,
+        "stream": True,
+    }
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=60) as response:
+        received = 0
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                received += 1
+            if received >= 5:
+                break  # leaving the block closes the connection
+    (first,) = recorder.wait_for(1)
+    assert first.finish_reason == "cancelled"
+    assert first.completion_tokens < 300
+    after = httpx.post(
+        f"{url}/v1/completions", json={"prompt": "One, two,", "max_tokens": 4}, timeout=60
+    ).json()
+    assert after["usage"]["completion_tokens"] == 4
+
+
+def test_a_non_streaming_client_that_gives_up_frees_the_engine(
+    starter: tuple[AppServices, FinishRecorder],
+) -> None:
+    services, recorder = starter
+    url = base_url(services)
+    body = {"prompt": "Once upon a time", "max_tokens": 1500}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{url}/v1/completions", json=body, timeout=1.0)
+    (first,) = recorder.wait_for(1)
+    assert first.finish_reason == "cancelled"
+    assert first.completion_tokens < 1500
+
+
+def test_concurrent_requests_are_all_served_in_full(
+    starter: tuple[AppServices, FinishRecorder],
+) -> None:
+    services, recorder = starter
+    client = openai.OpenAI(base_url=f"{base_url(services)}/v1", api_key="x", max_retries=0)
+
+    def ask(i: int) -> tuple[int, str | None]:
+        stream = client.completions.create(
+            model="gemma-3-270m-q4_k_m",
+            prompt=f"Count from {i}:",
+            max_tokens=24,
+            temperature=0.7,
+            stream=True,
+        )
+        pieces = [c.choices[0] for c in stream if c.choices]
+        return sum(1 for p in pieces if p.text), pieces[-1].finish_reason
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(ask, range(4)))
+    assert all(finish in ("length", "stop") for _, finish in answers)
+    results = recorder.wait_for(4)
+    assert all(r.finish_reason != "cancelled" for r in results)
+    assert sum(r.completion_tokens for r in results) >= 4 * 8
+
+
+def test_a_full_queue_answers_503_with_retry_after(
+    serve: ServerFactory, starter_model: Path
+) -> None:
+    from app.core.storage.paths import AppPaths
+    from app.core.storage.settings import Settings, SettingsStore
+
+    settings = Settings()
+    settings.engine.max_pending = 2
+    SettingsStore(AppPaths.from_env().settings_file).save(settings)
+    services = serve(starter_model, n_ctx=1024)
+    url = base_url(services)
+    busy = 2
+    body = {"prompt": "Once upon a time", "max_tokens": 400}
+    with httpx.Client(timeout=120) as http, ThreadPoolExecutor(busy) as pool:
+        holders = [pool.submit(http.post, f"{url}/v1/completions", json=body) for _ in range(busy)]
+        deadline = time.monotonic() + 30
+        while services.engine.pending < busy and time.monotonic() < deadline:
+            time.sleep(0.01)
+        refused = http.post(f"{url}/v1/completions", json=body)
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"]
+        assert refused.json()["error"]["code"] == "engine_busy"
+        services.engine.close()  # cancel the queue instead of waiting for it
+        for holder in holders:
+            holder.result()
