@@ -20,7 +20,7 @@ def homefire_home(
     # The Hub is never reached from tests unless a test points HF_ENDPOINT at its loopback server.
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(home / "hf-home"))
-    yield home
+    return home
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,8 @@ def client(url: str) -> openai.OpenAI:
 def test_models_list_shows_the_loaded_model_with_its_context(client: openai.OpenAI) -> None:
     models = client.models.list().data
     assert [m.id for m in models] == ["tiny-chatml"]
-    assert models[0].model_extra is not None and models[0].model_extra["context_length"] == 256
+    assert models[0].model_extra is not None
+    assert models[0].model_extra["context_length"] == 256
     assert client.models.retrieve("tiny-chatml").id == "tiny-chatml"
 
 
@@ -66,8 +67,10 @@ def test_streamed_chat_matches_the_unstreamed_reply_and_ends_with_usage(
     assert text == whole.choices[0].message.content
     assert chunks[0].choices[0].delta.role == "assistant"
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
-    assert finishes[-1] in ("length", "stop") and all(f is None for f in finishes[:-1])
-    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert finishes[-1] in ("length", "stop")
+    assert all(f is None for f in finishes[:-1])
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens  # type: ignore[union-attr]
 
 
@@ -85,7 +88,8 @@ def test_text_completion_streamed_and_not(client: openai.OpenAI) -> None:
         model="tiny-chatml", prompt="Hello", max_tokens=6, temperature=0
     )
     assert whole.object == "text_completion"
-    assert whole.usage is not None and whole.usage.completion_tokens <= 6
+    assert whole.usage is not None
+    assert whole.usage.completion_tokens <= 6
     streamed = client.completions.create(
         model="tiny-chatml", prompt="Hello", max_tokens=6, temperature=0, stream=True
     )
@@ -94,7 +98,8 @@ def test_text_completion_streamed_and_not(client: openai.OpenAI) -> None:
 
 def test_completions_default_to_sixteen_tokens_like_openai(client: openai.OpenAI) -> None:
     whole = client.completions.create(model="tiny-chatml", prompt="Hello", temperature=0)
-    assert whole.usage is not None and whole.usage.completion_tokens <= 16
+    assert whole.usage is not None
+    assert whole.usage.completion_tokens <= 16
 
 
 def test_a_model_that_is_not_loaded_is_404_model_not_found(client: openai.OpenAI) -> None:

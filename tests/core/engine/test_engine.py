@@ -57,7 +57,8 @@ def test_load_reports_the_model(engine: Engine, tiny_model: Path) -> None:
     assert info.n_ctx == 512
     assert info.n_ctx_train == 512
     assert info.architecture == "llama"
-    assert info.has_chat_template and info.template_source == "gguf"
+    assert info.has_chat_template
+    assert info.template_source == "gguf"
     assert engine.model == info
 
 
@@ -70,8 +71,10 @@ def test_streamed_chunks_add_up_to_the_result(tiny_engine: Engine) -> None:
     assert result.completion_tokens == 24
     assert result.finish_reason == "length"
     assert result.prompt_tokens > 5
-    assert result.time_to_first_token_s is not None and result.time_to_first_token_s >= 0
-    assert result.decode_tokens_per_s is not None and result.decode_tokens_per_s > 0
+    assert result.time_to_first_token_s is not None
+    assert result.time_to_first_token_s >= 0
+    assert result.decode_tokens_per_s is not None
+    assert result.decode_tokens_per_s > 0
 
 
 def test_same_seed_same_text_and_prompt_prefix_is_reused(tiny_engine: Engine) -> None:
