@@ -204,7 +204,7 @@ def test_generate_without_a_model_says_so(engine: Engine) -> None:
 def test_a_file_that_is_not_a_gguf_fails_to_load_cleanly(engine: Engine, tmp_path: Path) -> None:
     bogus = tmp_path / "not-a-model.gguf"
     bogus.write_bytes(b"this is not a gguf file" * 100)
-    with pytest.raises(ModelLoadError, match="not-a-model.gguf"):
+    with pytest.raises(ModelLoadError, match=r"not-a-model\.gguf"):
         engine.load(LoadOptions(model_path=bogus)).result()
     assert engine.model is None
 
