@@ -13,11 +13,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+from app.core.catalog.calibration import FitCalibration, LoadMeasurement
 from app.core.catalog.catalog import catalog_variants, find_entry, load_catalog
 from app.core.catalog.estimator import HEADER_BASIS, ModelFacts
 from app.core.catalog.gguf_header import read_local_model
 from app.core.catalog.quants import quant_from_filename
 from app.core.catalog.recommend import Goal, Variant, Verdict, recommend
+from app.core.catalog.remote_gguf import variants_for_repo as remote_variants_for_repo
 from app.core.errors import ConfigError, HubOffline, InvalidModelFile, UnknownModel
 from app.core.hardware.profile import HardwareProfile
 from app.core.storage.paths import AppPaths
@@ -51,17 +53,18 @@ def register(subparsers: Any) -> None:
 
 
 def variants_for_repo(repo_id: str) -> list[Variant]:
-    """A Hub repo's variants. Offline for now: only repos the catalog knows.
-
-    The seam for reading remote GGUF headers over HTTP Range requests.
-    """
+    """A Hub repo's variants: from the catalog when it knows the repo (no network), else from
+    each variant's GGUF header read over HTTP Range requests (no weights downloaded)."""
     entry = find_entry(repo_id, load_catalog())
     if entry is not None:
         return catalog_variants(entry)
-    raise HubOffline(
-        f"cannot plan for {repo_id}: it is not in the catalog and reading its files from the "
-        "Hub is not available (unknown: its quants, file sizes and architecture)"
-    )
+    try:
+        return remote_variants_for_repo(repo_id)
+    except HubOffline as exc:
+        raise HubOffline(
+            f"cannot plan for {repo_id}: it is not in the catalog and the Hub cannot be read "
+            f"({exc.user_message}); unknown: its quants, file sizes and architecture"
+        ) from exc
 
 
 def variants_for_file(path: Path) -> tuple[str, list[Variant]]:
@@ -85,9 +88,31 @@ def resolve_model(model: str) -> tuple[str, list[Variant]]:
     entry = find_entry(model, load_catalog())
     if entry is not None:
         return entry.name, catalog_variants(entry)
+    library_path = _library_file(model)
+    if library_path is not None:
+        return variants_for_file(library_path)
     if _REPO_RE.match(model):
         return model, variants_for_repo(model)
     raise UnknownModel(f"{model!r} is not a GGUF file, a catalog model or a Hub repo id")
+
+
+def _library_file(name: str) -> Path | None:
+    """A model in Homefire's library (its downloads, the starter model, other tools')."""
+    from app.core.library.sources import build_library
+    from app.core.storage.settings import SettingsStore
+
+    paths = AppPaths.from_env()
+    library = build_library(paths, SettingsStore(paths.settings_file).load())
+    try:
+        return library.local_path(library.resolve(name))
+    except UnknownModel:
+        return None
+
+
+def calibration_here() -> FitCalibration | None:
+    """This machine's load measurements, when Homefire has loaded anything here."""
+    database = AppPaths.from_env().database_file
+    return FitCalibration(database) if database.exists() else None
 
 
 def machine_profile(name: str | None) -> HardwareProfile:
@@ -104,12 +129,68 @@ def run(args: argparse.Namespace) -> int:
     title, variants = resolve_model(args.model)
     profile = machine_profile(args.profile)
     goal: Goal = args.goal
-    verdicts = recommend(profile, variants, args.ctx, goal, args.kv_type)
+    calibration = None if args.profile else calibration_here()
+    try:
+        correction = calibration.correction() if calibration else None
+        measured = _measured_here(calibration, variants)
+    finally:
+        if calibration:
+            calibration.close()
+    verdicts = recommend(profile, variants, args.ctx, goal, args.kv_type, correction)
     if args.json:
-        print(json.dumps(to_json(title, profile, args, verdicts), indent=2))  # noqa: T201
+        report = to_json(title, profile, args, verdicts)
+        report["measured_here"] = [_measurement_json(m) for m in measured]
+        print(json.dumps(report, indent=2))  # noqa: T201
     else:
         print(render_table(title, profile, args.ctx, verdicts))  # noqa: T201
+        for line in _measured_lines(measured):
+            print(line)  # noqa: T201
     return 0
+
+
+def _measured_here(
+    calibration: FitCalibration | None, variants: list[Variant]
+) -> list[LoadMeasurement]:
+    if calibration is None:
+        return []
+    found: list[LoadMeasurement] = []
+    for variant in variants:
+        for file in variant.files[:1]:
+            path = Path(file)
+            if path.is_file():
+                found += calibration.measurements(path.resolve(), limit=5)
+    return found
+
+
+def _measured_lines(measured: list[LoadMeasurement]) -> list[str]:
+    if not measured:
+        return []
+    lines = [
+        "",
+        "measured here (resident memory growth over the load; decode speed of real replies):",
+    ]
+    for m in measured:
+        speed = "" if m.measured_tokens_per_s is None else f", {m.measured_tokens_per_s:.0f} tok/s"
+        lines.append(
+            f"  {m.measured_at:%Y-%m-%d %H:%M} {m.model_name} at {m.n_ctx} tokens, KV {m.kv_type}: "
+            f"{m.measured_ram_bytes / 2**20:.0f} MiB measured, "
+            f"{m.predicted_ram_bytes / 2**20:.0f} MiB estimated ({m.ram_error:+.1%}){speed}"
+        )
+    return lines
+
+
+def _measurement_json(m: LoadMeasurement) -> dict[str, Any]:
+    return {
+        "measured_at": m.measured_at.isoformat(),
+        "model": m.model_name,
+        "n_ctx": m.n_ctx,
+        "kv_type": m.kv_type,
+        "flash_attn": m.flash_attn,
+        "n_gpu_layers": m.n_gpu_layers,
+        "estimated_ram_bytes": m.predicted_ram_bytes,
+        "measured_ram_bytes": m.measured_ram_bytes,
+        "measured_tokens_per_s": m.measured_tokens_per_s,
+    }
 
 
 def _gib(value: int | None) -> str:

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
+from app.core.catalog.calibration import FitCalibration
 from app.core.engine.engine import Engine
 from app.core.engine.request import LoadOptions
 from app.core.engine.result import ModelInfo
+from app.core.fit_feedback import FitFeedback
 from app.core.library.library import ModelLibrary
 from app.core.library.model import LibraryModel
-from app.core.library.starter import StarterSource
+from app.core.library.sources import build_library
 from app.core.server.app import ServerConfig
 from app.core.server.runner import ServerRunner
 from app.core.storage.paths import AppPaths
 from app.core.storage.settings import Settings, SettingsStore
+from app.core.usage.energy import open_energy_meter
+from app.core.usage.ledger import UsageLedger
+from app.core.usage.recorder import UsageRecorder
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +32,8 @@ class AppServices:
     settings: Settings
     engine: Engine
     library: ModelLibrary
+    ledger: UsageLedger
+    fit_feedback: FitFeedback
     server: ServerRunner | None = field(default=None)
 
     @classmethod
@@ -34,10 +42,21 @@ class AppServices:
         paths.ensure()
         store = SettingsStore(paths.settings_file)
         settings = store.load()
-        engine = Engine(max_pending=settings.engine.max_pending)
-        library = ModelLibrary([StarterSource(paths.models_dir / "starter")])
+        library = build_library(paths, settings)
+        ledger = UsageLedger.open(paths)
+        fit_feedback = FitFeedback(FitCalibration(paths.database_file))
+        engine = Engine(
+            max_pending=settings.engine.max_pending,
+            observers=[UsageRecorder(ledger, open_energy_meter(_nvml())), fit_feedback],
+        )
         return cls(
-            paths=paths, settings_store=store, settings=settings, engine=engine, library=library
+            paths=paths,
+            settings_store=store,
+            settings=settings,
+            engine=engine,
+            library=library,
+            ledger=ledger,
+            fit_feedback=fit_feedback,
         )
 
     def load_model(
@@ -57,7 +76,9 @@ class AppServices:
             model_id=model.name,
             **options,  # type: ignore[arg-type]
         )
-        return self.engine.load(load).result()
+        info = self.engine.load(load).result()
+        self.fit_feedback.model_loaded(load, info)
+        return info
 
     def start_server(self, config: ServerConfig) -> ServerRunner:
         if self.server is not None:
@@ -73,3 +94,15 @@ class AppServices:
             self.server.stop()
             self.server = None
         self.engine.close()
+        self.ledger.close()
+        self.fit_feedback.calibration.close()
+
+
+def _nvml() -> Any | None:
+    """The NVML module when the driver library can be imported, for measuring GPU energy."""
+    try:
+        from app.core.hardware.nvidia import import_pynvml
+
+        return import_pynvml()
+    except ImportError:
+        return None

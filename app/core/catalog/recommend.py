@@ -9,8 +9,10 @@ read per token, where a MoE model reads only its active experts.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Literal
 
+from app.core.catalog.calibration import Correction
 from app.core.catalog.estimator import (
     GpuBackend,
     LoadPlan,
@@ -201,8 +203,21 @@ def _min_cpu_moe(m: _Machine, facts: ModelFacts, plan: LoadPlan) -> int | None:
     return lo
 
 
-def _judge(m: _Machine, variant: Variant, n_ctx: int, kv_type: str, flash: bool) -> Verdict:
+def _judge(
+    m: _Machine,
+    variant: Variant,
+    n_ctx: int,
+    kv_type: str,
+    flash: bool,
+    correction: Correction | None = None,
+) -> Verdict:
     facts = variant.facts
+    # Estimates on the machine Homefire measured itself on carry the learned correction.
+    estimate_here = (
+        partial(estimate, correction=correction.factor, correction_basis=correction.basis)
+        if correction
+        else estimate
+    )
     quality = quant_quality(variant.quant)
     n = facts.n_layers
     base = LoadPlan(n_ctx=n_ctx, kv_type=kv_type, flash_attn=flash)  # type: ignore[arg-type]
@@ -216,7 +231,7 @@ def _judge(m: _Machine, variant: Variant, n_ctx: int, kv_type: str, flash: bool)
 
     if m.gpus and m.backend:
         gplan = replace(base, gpu_backend=m.backend, n_gpu_layers=-1)
-        full = estimate(facts, gplan)
+        full = estimate_here(facts, gplan)
         if _fits(m, full):
             return verdict(
                 "gpu", "fits on GPU", "every layer and the KV cache fit in GPU memory", full
@@ -224,7 +239,7 @@ def _judge(m: _Machine, variant: Variant, n_ctx: int, kv_type: str, flash: bool)
         if facts.is_moe:
             k = _min_cpu_moe(m, facts, gplan)
             if k is not None and k < n:
-                est = estimate(facts, replace(gplan, n_cpu_moe=k))
+                est = estimate_here(facts, replace(gplan, n_cpu_moe=k))
                 return verdict(
                     "moe_offload",
                     f"MoE: experts of {k}/{n} layers in RAM",
@@ -233,7 +248,7 @@ def _judge(m: _Machine, variant: Variant, n_ctx: int, kv_type: str, flash: bool)
                 )
         layers = layers_that_fit(facts, replace(gplan, n_gpu_layers=0), m.gpu_budget)
         if 0 < layers < n:
-            est = estimate(facts, replace(gplan, n_gpu_layers=layers))
+            est = estimate_here(facts, replace(gplan, n_gpu_layers=layers))
             if _fits(m, est):
                 return verdict(
                     "partial",
@@ -241,7 +256,7 @@ def _judge(m: _Machine, variant: Variant, n_ctx: int, kv_type: str, flash: bool)
                     "too big for GPU memory; the first layers run on the CPU",
                     est,
                 )
-    cpu = estimate(facts, base)
+    cpu = estimate_here(facts, base)
     if cpu.ram_bytes <= m.ram_budget:
         why = m.unusable_note or ("no GPU" if not m.gpus else "does not fit in GPU memory")
         return verdict("cpu", "CPU only", f"runs from RAM ({why})", cpu)
@@ -260,11 +275,16 @@ def recommend(
     n_ctx: int,
     goal: Goal = "balanced",
     kv_type: str = "f16",
+    correction: Correction | None = None,
 ) -> list[Verdict]:
-    """Every variant's verdict, best quality first; the pick has ``recommended=True``."""
+    """Every variant's verdict, best quality first; the pick has ``recommended=True``.
+
+    ``correction`` is what this machine's own loads taught (FitCalibration); only pass it when
+    ``profile`` is the machine it was measured on.
+    """
     m = _machine(profile)
     flash = kv_type != "f16"
-    verdicts = [_judge(m, v, n_ctx, kv_type, flash) for v in variants]
+    verdicts = [_judge(m, v, n_ctx, kv_type, flash, correction) for v in variants]
     verdicts.sort(key=lambda v: (v.quality.rank_loss, v.variant.file_size or 0))
     pick = _pick(verdicts, goal)
     return [replace(v, recommended=v is pick) for v in verdicts]
