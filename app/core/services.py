@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.catalog.calibration import FitCalibration
-from app.core.engine.engine import Engine
+from app.core.engine.engine import Engine, GenerationObserver
 from app.core.engine.request import LoadOptions
 from app.core.engine.result import ModelInfo
 from app.core.fit_feedback import FitFeedback
@@ -45,10 +45,10 @@ class AppServices:
         library = build_library(paths, settings)
         ledger = UsageLedger.open(paths)
         fit_feedback = FitFeedback(FitCalibration(paths.database_file))
-        engine = Engine(
-            max_pending=settings.engine.max_pending,
-            observers=[UsageRecorder(ledger, open_energy_meter(_nvml())), fit_feedback],
-        )
+        observers: list[GenerationObserver] = [fit_feedback]
+        if settings.usage.record:
+            observers.append(UsageRecorder(ledger, open_energy_meter(_nvml())))
+        engine = Engine(max_pending=settings.engine.max_pending, observers=observers)
         return cls(
             paths=paths,
             settings_store=store,

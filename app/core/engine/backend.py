@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import logging
+import os
 import random
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -17,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psutil
+
 from app.core.engine.request import KvCacheType, LoadOptions, Sampling
-from app.core.errors import ModelLoadError
+from app.core.errors import ContextOverflow, ModelLoadError, UnsupportedRequest
 
 if TYPE_CHECKING:
     import llama_cpp
@@ -26,6 +30,27 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _PIECE_BUFFER = 256
+# The embedding context reads a whole input in one batch, so its size bounds an input's tokens.
+EMBEDDING_CTX_MAX = 8192
+
+
+def grammar_from_json_schema(schema: object) -> str:
+    """GBNF text that only admits JSON documents matching ``schema``.
+
+    llama-cpp-python's converter (a port of llama.cpp's) signals unsupported schemas with
+    assertions and assorted exceptions; all of them become ``UnsupportedRequest``. Remote
+    ``$ref``s are never fetched.
+    """
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    if not isinstance(schema, dict):
+        raise UnsupportedRequest("a JSON schema must be an object")
+    try:
+        return str(json_schema_to_gbnf(json.dumps(schema)))
+    except RecursionError as exc:
+        raise UnsupportedRequest("the JSON schema nests too deeply") from exc
+    except Exception as exc:  # noqa: BLE001 - AssertionError, KeyError... mean "unsupported"
+        raise UnsupportedRequest(f"this JSON schema is not supported: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -46,6 +71,12 @@ def _kv_type_id(kind: KvCacheType) -> int:
         "q8_0": llama_cpp.GGML_TYPE_Q8_0,
         "q4_0": llama_cpp.GGML_TYPE_Q4_0,
     }[kind]
+
+
+def default_threads() -> int:
+    """One thread per physical core, as llama.cpp's own tools do (llama-cpp-python's default is
+    half the logical CPUs, which leaves a 2-core machine decoding on one)."""
+    return psutil.cpu_count(logical=False) or max((os.cpu_count() or 2) // 2, 1)
 
 
 def moe_expert_patterns(first_layers: int) -> tuple[tuple[str, str], ...]:
@@ -156,9 +187,7 @@ class LlamaBackend:
             "verbose": False,
             "n_batch": min(512, options.n_ctx),
         }
-        if options.n_threads:
-            kwargs["n_threads"] = options.n_threads
-            kwargs["n_threads_batch"] = options.n_threads
+        kwargs["n_threads"] = kwargs["n_threads_batch"] = options.n_threads or default_threads()
         if options.kv_cache_type != "f16":
             kwargs["type_k"] = _kv_type_id(options.kv_cache_type)
             kwargs["type_v"] = _kv_type_id(options.kv_cache_type)
@@ -172,6 +201,9 @@ class LlamaBackend:
                 f"llama.cpp could not load {options.model_path.name}: {exc}"
             ) from exc
         self._vocab = self._llm._model.vocab
+        self._options = options
+        self._kwargs = kwargs
+        self._embedder: llama_cpp.Llama | None = None
         self._abort_flag: Callable[[], bool] = lambda: False
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._abort_flag())
         llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, self._abort_cb, None)
@@ -248,9 +280,14 @@ class LlamaBackend:
         return matched
 
     def token_stream(
-        self, prompt: Sequence[int], sampling: Sampling, should_abort: Callable[[], bool]
+        self,
+        prompt: Sequence[int],
+        sampling: Sampling,
+        should_abort: Callable[[], bool],
+        grammar: str | None = None,
     ) -> Iterator[int]:
         """Sampled tokens after ``prompt``, reusing the cached prefix; abortable during prefill."""
+        checked = self._checked_grammar(grammar) if grammar is not None else None
         # Without a seed, each request samples differently (as the OpenAI API does).
         self._llm.set_seed(sampling.seed if sampling.seed is not None else random.getrandbits(32))
         self._abort_flag = should_abort
@@ -264,7 +301,59 @@ class LlamaBackend:
             frequency_penalty=sampling.frequency_penalty,
             presence_penalty=sampling.presence_penalty,
             reset=True,
+            grammar=checked,
         )
+
+    def _checked_grammar(self, text: str) -> llama_cpp.LlamaGrammar:
+        """Parse a GBNF grammar now: llama-cpp-python would add a NULL sampler (and crash)."""
+        low = self._llama_cpp
+        sampler = low.llama_sampler_init_grammar(self._vocab, text.encode("utf-8"), b"root")
+        if not sampler:
+            raise UnsupportedRequest("the output grammar could not be parsed")
+        low.llama_sampler_free(sampler)
+        return low.LlamaGrammar.from_string(text, verbose=False)
+
+    # -- embeddings ----------------------------------------------------------------------------
+
+    def embed(self, texts: Sequence[str]) -> tuple[list[list[float]], int]:
+        """Normalised embeddings of ``texts`` and the tokens they took.
+
+        llama.cpp computes embeddings only in a context created with ``embeddings`` on, so a
+        second context over the same file is created on first use (the weights are memory-
+        mapped, so they are shared) and lives as long as the model. Generative models have no
+        pooling of their own: they get mean pooling.
+        """
+        embedder = self._embedding_context()
+        n_ctx = int(embedder.n_ctx())
+        vectors: list[list[float]] = []
+        total = 0
+        for text in texts:
+            tokens = embedder.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+            if len(tokens) > n_ctx:
+                raise ContextOverflow(len(tokens), n_ctx)
+            total += len(tokens)
+            vector = embedder.embed(text, normalize=True, truncate=False)
+            vectors.append([float(x) for x in vector])  # type: ignore[union-attr, arg-type]
+        return vectors, total
+
+    def _embedding_context(self) -> llama_cpp.Llama:
+        if self._embedder is not None:
+            return self._embedder
+        low = self._llama_cpp
+        size = max(64, min(self.n_ctx(), self.n_ctx_train(), EMBEDDING_CTX_MAX))
+        kwargs = {**self._kwargs, "n_ctx": size, "n_batch": size, "n_ubatch": size}
+        kwargs.pop("seed", None)
+        arch = self._llm.metadata.get("general.architecture", "")
+        if f"{arch}.pooling_type" not in self._llm.metadata:
+            kwargs["pooling_type"] = low.LLAMA_POOLING_TYPE_MEAN
+        try:
+            with _model_params_with(self._overrides):
+                self._embedder = low.Llama(
+                    str(self._options.model_path), embedding=True, **kwargs
+                )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelLoadError(f"llama.cpp could not create an embedding context: {exc}") from exc
+        return self._embedder
 
     def forget_cache(self) -> None:
         """After an aborted prefill the KV cache state is unknown: start clean next time."""
@@ -272,4 +361,7 @@ class LlamaBackend:
 
     def close(self) -> None:
         self._abort_flag = lambda: False
+        if self._embedder is not None:
+            self._embedder.close()
+            self._embedder = None
         self._llm.close()

@@ -37,6 +37,13 @@ class EngineSettings(BaseModel):
     max_pending: int = Field(default=16, ge=1, le=1024)
 
 
+class UsageSettings(BaseModel):
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+
+    # Off: no ledger rows are written (the savings pages then have nothing new to count).
+    record: bool = True
+
+
 class Settings(BaseModel):
     """Everything the user can set. Add fields with defaults; bump SCHEMA_VERSION on renames."""
 
@@ -47,6 +54,7 @@ class Settings(BaseModel):
     model_folders: list[str] = Field(default_factory=list)
     server: ServerSettings = Field(default_factory=ServerSettings)
     engine: EngineSettings = Field(default_factory=EngineSettings)
+    usage: UsageSettings = Field(default_factory=UsageSettings)
 
 
 def _migrate(raw: dict[str, Any]) -> dict[str, Any]:
