@@ -9,7 +9,9 @@ import argparse
 import json
 from typing import Any
 
+from app.core.catalog.catalog import CatalogEntry, load_catalog
 from app.core.catalog.hub import HubClient, HubRepo
+from app.core.errors import HubError
 
 
 def register(subparsers: Any) -> None:
@@ -28,21 +30,55 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    hub = HubClient.from_env()
-    repos = hub.search(args.query, sort=args.sort, limit=max(1, args.limit))
+    curated = curated_matches(args.query, load_catalog())
+    hub_error: HubError | None = None
+    try:
+        repos = HubClient.from_env().search(args.query, sort=args.sort, limit=max(1, args.limit))
+    except HubError as exc:
+        if not curated:
+            raise
+        hub_error, repos = exc, []  # the catalog still answers offline
     if args.json:
-        print(json.dumps([repo_to_dict(r) for r in repos], indent=2))  # noqa: T201
+        rows = [entry_to_dict(e) for e in curated] + [repo_to_dict(r) for r in repos]
+        print(json.dumps(rows, indent=2))  # noqa: T201
         return 0
-    if not repos:
+    if not curated and not repos:
         print(f"no GGUF repos on the Hub match {args.query!r}")  # noqa: T201
         return 0
-    width = max(len(r.repo_id) for r in repos)
+    ids = [e.repo or e.id for e in curated] + [r.repo_id for r in repos]
+    width = max(len(i) for i in ids)
     print(f"{'REPO':<{width}}  {'DOWNLOADS':>10}  {'LIKES':>6}")  # noqa: T201
+    for entry in curated:
+        label = f"{entry.repo or entry.id:<{width}}  {'curated':>10}  {'':>6}"
+        print(f"{label}  {entry.name}: {entry.use}")  # noqa: T201
     for repo in repos:
         gated = "  (gated: needs a token)" if repo.gated else ""
         print(f"{repo.repo_id:<{width}}  {repo.downloads:>10}  {repo.likes:>6}{gated}")  # noqa: T201
-    print(f"\nhomefire pull {repos[0].repo_id}   downloads the variant that fits this machine")  # noqa: T201
+    if hub_error is not None:
+        print(f"(the Hub was not searched: {hub_error.user_message})")  # noqa: T201
+    print(f"\nhomefire pull {ids[0]}   downloads the variant that fits this machine")  # noqa: T201
     return 0
+
+
+def curated_matches(query: str, entries: tuple[CatalogEntry, ...]) -> list[CatalogEntry]:
+    """Catalog entries with a Hub repo whose id, name or repo contains every query word."""
+    words = query.lower().split()
+    return [
+        e
+        for e in entries
+        if e.repo and all(w in f"{e.id} {e.name} {e.repo}".lower() for w in words)
+    ]
+
+
+def entry_to_dict(entry: CatalogEntry) -> dict[str, Any]:
+    """A curated catalog entry in the ``--json`` list (listed before Hub results)."""
+    return {
+        "repo_id": entry.repo,
+        "name": entry.name,
+        "use": entry.use,
+        "license": entry.license,
+        "source": "catalog",
+    }
 
 
 def repo_to_dict(repo: HubRepo) -> dict[str, Any]:

@@ -75,3 +75,15 @@ def test_pull_hostile_repo_id_is_one_clear_line(
     err = capsys.readouterr().err
     assert "not a Hugging Face repo id" in err
     assert hub_server.requests() == []
+
+
+def test_search_lists_curated_catalog_entries_first_even_offline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The autouse fixture sets HF_HUB_OFFLINE=1: the Hub is not searched, the catalog answers.
+    assert run(["search", "phi 3 mini", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["source"] == "catalog"
+    assert rows[0]["repo_id"] == "bartowski/Phi-3-mini-4k-instruct-GGUF"
+    assert run(["search", "phi 3 mini"]) == 0
+    assert "the Hub was not searched" in capsys.readouterr().out
