@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.core.catalog.calibration import FitCalibration
+from app.core.catalog.gguf_header import read_local_model
 from app.core.engine.engine import Engine, GenerationObserver
 from app.core.engine.request import LoadOptions
 from app.core.engine.result import ModelInfo
@@ -15,6 +16,7 @@ from app.core.library.library import ModelLibrary
 from app.core.library.model import LibraryModel
 from app.core.library.sources import build_library
 from app.core.server.app import ServerConfig
+from app.core.server.request_log import RequestLog
 from app.core.server.runner import ServerRunner
 from app.core.storage.paths import AppPaths
 from app.core.storage.settings import Settings, SettingsStore
@@ -35,6 +37,8 @@ class AppServices:
     ledger: UsageLedger
     fit_feedback: FitFeedback
     server: ServerRunner | None = field(default=None)
+    # The endpoint's live request log (in memory, bounded), shown on the GUI's server page.
+    request_log: RequestLog = field(default_factory=RequestLog)
 
     @classmethod
     def create(cls, paths: AppPaths | None = None) -> AppServices:
@@ -68,6 +72,9 @@ class AppServices:
     ) -> ModelInfo:
         """Load a library model on the engine thread and wait for it."""
         path = self.library.local_path(model)
+        # Our bounded header reader checks the file before llama.cpp's loader sees it: a broken
+        # or hostile GGUF gets a clear error here instead of reaching C code (security.md §1.5).
+        read_local_model(path)
         load = LoadOptions(
             model_path=path,
             n_ctx=n_ctx or self.settings.engine.n_ctx,
