@@ -132,3 +132,8 @@ class UnknownProfile(AppError):
         )
         self.name = name
         self.known = known
+
+
+class UnsupportedRequest(AppError):
+    """A request the loaded model cannot serve as asked (FIM without FIM tokens, a JSON schema
+    no grammar can express). Refused rather than served unconstrained."""

@@ -49,7 +49,7 @@ def grammar_from_json_schema(schema: object) -> str:
         return str(json_schema_to_gbnf(json.dumps(schema)))
     except RecursionError as exc:
         raise UnsupportedRequest("the JSON schema nests too deeply") from exc
-    except Exception as exc:  # noqa: BLE001 - AssertionError, KeyError... mean "unsupported"
+    except Exception as exc:
         raise UnsupportedRequest(f"this JSON schema is not supported: {exc}") from exc
 
 
@@ -333,7 +333,7 @@ class LlamaBackend:
                 raise ContextOverflow(len(tokens), n_ctx)
             total += len(tokens)
             vector = embedder.embed(text, normalize=True, truncate=False)
-            vectors.append([float(x) for x in vector])  # type: ignore[union-attr, arg-type]
+            vectors.append([float(x) for x in vector])
         return vectors, total
 
     def _embedding_context(self) -> llama_cpp.Llama:
@@ -348,9 +348,7 @@ class LlamaBackend:
             kwargs["pooling_type"] = low.LLAMA_POOLING_TYPE_MEAN
         try:
             with _model_params_with(self._overrides):
-                self._embedder = low.Llama(
-                    str(self._options.model_path), embedding=True, **kwargs
-                )
+                self._embedder = low.Llama(str(self._options.model_path), embedding=True, **kwargs)
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelLoadError(f"llama.cpp could not create an embedding context: {exc}") from exc
         return self._embedder

@@ -27,11 +27,19 @@ import psutil
 from app.core.engine.backend import LlamaBackend, SpecialTokens
 from app.core.engine.cancel import CancelToken
 from app.core.engine.chat_template import TRANSCRIPT_FALLBACK, ChatTemplate, render
+from app.core.engine.fim import fim_tokens, supports_fim
 from app.core.engine.prompt import tokenize_pieces
-from app.core.engine.request import GenerationRequest, LoadOptions, Sampling
-from app.core.engine.result import FinishReason, GenerationResult, ModelInfo
+from app.core.engine.request import ChatMessage, GenerationRequest, LoadOptions, Sampling
+from app.core.engine.result import EmbeddingResult, FinishReason, GenerationResult, ModelInfo
 from app.core.engine.stop import StopMatcher
-from app.core.errors import AppError, Cancelled, ContextOverflow, EngineBusy, ModelNotLoaded
+from app.core.errors import (
+    AppError,
+    Cancelled,
+    ContextOverflow,
+    EngineBusy,
+    ModelNotLoaded,
+    TemplateError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +62,13 @@ class Backend(Protocol):
     def is_end_of_generation(self, token: int) -> bool: ...
     def cached_prefix(self, tokens: Sequence[int]) -> int: ...
     def token_stream(
-        self, prompt: Sequence[int], sampling: Sampling, should_abort: Callable[[], bool]
+        self,
+        prompt: Sequence[int],
+        sampling: Sampling,
+        should_abort: Callable[[], bool],
+        grammar: str | None = None,
     ) -> Iterator[int]: ...
+    def embed(self, texts: Sequence[str]) -> tuple[list[list[float]], int]: ...
     def forget_cache(self) -> None: ...
     def close(self) -> None: ...
 
@@ -120,8 +133,9 @@ class _Generation:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._stopper = StopMatcher(stops)
         self._tokens = self._backend.token_stream(
-            prompt, request.sampling, should_abort=lambda: cancel.cancelled
+            prompt, request.sampling, should_abort=lambda: cancel.cancelled, grammar=request.grammar
         )
+        self._show_control = request.show_control_tokens
         self._parts: list[str] = []
         # A chat reply starts at its first visible character (templates end in "Assistant:").
         self._strip_leading = request.messages is not None
@@ -154,7 +168,11 @@ class _Generation:
             self.finish = "stop"
             return False
         self.completion_tokens += 1
-        self._emit(self._stopper.feed(self._decoder.decode(self._backend.piece(token))))
+        if self._show_control and self._backend.is_control(token):
+            piece = self._backend.token_text(token).encode("utf-8")
+        else:
+            piece = self._backend.piece(token)
+        self._emit(self._stopper.feed(self._decoder.decode(piece)))
         if self._stopper.hit is not None:
             self.finish = "stop"
         elif self.completion_tokens >= self.max_new:
@@ -245,6 +263,18 @@ class Engine:
             lambda job: self._generate(job, request, on_chunk),
             cancel=token,
             counts_toward_bound=True,
+        )
+
+    def embed(
+        self, texts: Sequence[str], cancel: CancelToken | None = None
+    ) -> Future[EmbeddingResult]:
+        """Queue an embedding job (same queue, same bound as generations)."""
+        with self._pending_lock:
+            if self._pending >= self._max_pending:
+                raise EngineBusy(self._pending)
+            self._pending += 1
+        return self._submit(
+            lambda job: self._embed(list(texts)), cancel=cancel, counts_toward_bound=True
         )
 
     def close(self, timeout_s: float = 10.0) -> None:
@@ -338,6 +368,7 @@ class Engine:
         metadata = backend.metadata
         special = backend.special_tokens()
         template = self._template_for(backend, metadata, special)
+        tools_ok, thinking = _probe_template(template)
         info = ModelInfo(
             model_id=options.model_id or options.model_path.stem,
             path=options.model_path,
@@ -350,6 +381,11 @@ class Engine:
             template_source=template.origin,
             load_s=load_s,
             rss_growth_bytes=rss_growth,
+            supports_tools=tools_ok,
+            supports_fim=supports_fim(special),
+            opens_thinking=thinking,
+            n_gpu_layers=options.n_gpu_layers,
+            metadata=metadata,
         )
         self._loaded = _Loaded(backend=backend, info=info, template=template, special=special)
         log.info("loaded %s (n_ctx %d) in %.2fs", info.model_id, info.n_ctx, load_s)
@@ -378,8 +414,12 @@ class Engine:
     ) -> tuple[list[int], tuple[str, ...]]:
         backend = loaded.backend
         if request.messages is not None:
-            tokens = tokenize_pieces(backend, render(loaded.template, request.messages))
+            pieces = render(loaded.template, request.messages, tools=request.tools or None)
+            tokens = tokenize_pieces(backend, pieces)
             stops = (*request.stop, *loaded.template.stop)
+        elif request.suffix is not None:
+            tokens = fim_tokens(backend, loaded.special, request.prompt or "", request.suffix)
+            stops = request.stop
         else:
             tokens = backend.tokenize(request.prompt or "", special=request.prompt_special_tokens)
             stops = request.stop
@@ -426,6 +466,17 @@ class Engine:
         finally:
             self._notify_finished(job_id, result, error)
 
+    def _embed(self, texts: list[str]) -> EmbeddingResult:
+        loaded = self._require_loaded()
+        started = time.monotonic()
+        vectors, tokens = loaded.backend.embed(texts)
+        return EmbeddingResult(
+            vectors=vectors,
+            model_id=loaded.info.model_id,
+            prompt_tokens=tokens,
+            duration_s=time.monotonic() - started,
+        )
+
     def _notify_started(
         self, job_id: int, request: GenerationRequest, model_id: str, generation: _Generation
     ) -> None:
@@ -452,3 +503,28 @@ class Engine:
                 observer.generation_finished(job_id, result, error)
             except Exception:
                 log.exception("generation observer failed")
+
+
+_PROBE_TOOL = "homefire_probe_tool"
+
+
+def _probe_template(template: ChatTemplate) -> tuple[bool, bool]:
+    """(renders tools, generation prompt opens a <think> block), from two test renders."""
+    probe = (ChatMessage(role="user", content="hi"),)
+    tool = {
+        "type": "function",
+        "function": {
+            "name": _PROBE_TOOL,
+            "description": "probe",
+            "parameters": {"type": "object", "properties": {}},
+        },
+    }
+    try:
+        plain = "".join(piece.text for piece in render(template, probe))
+    except TemplateError:
+        return False, False
+    try:
+        with_tools = "".join(piece.text for piece in render(template, probe, tools=[tool]))
+    except TemplateError:
+        with_tools = ""
+    return _PROBE_TOOL in with_tools, plain.rstrip().endswith("<think>")

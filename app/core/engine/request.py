@@ -61,7 +61,19 @@ class GenerationRequest:
     prompt_special_tokens: bool = False
     source: str = "chat"  # "chat" or "api", for the usage ledger
     client: str | None = None
+    # Fill-in-the-middle: with ``prompt`` as the code before the cursor, the engine wraps both in
+    # the model's own FIM tokens (llama-cpp-python's suffix path uses token id 0 for them).
+    suffix: str | None = None
+    # OpenAI-style tool definitions, handed to the chat template as ``tools``.
+    tools: tuple[dict[str, Any], ...] = ()
+    # A GBNF grammar every sampled token must follow (JSON mode, forced tool calls).
+    grammar: str | None = None
+    # Show control tokens' text in the output (Mistral's [TOOL_CALLS], Llama's <|python_tag|>
+    # are control tokens the tool-call parser needs to see).
+    show_control_tokens: bool = False
 
     def __post_init__(self) -> None:
         if (self.messages is None) == (self.prompt is None):
             raise ValueError("a generation request needs exactly one of messages or prompt")
+        if self.suffix is not None and self.prompt is None:
+            raise ValueError("a suffix (fill-in-the-middle) needs a prompt, not messages")

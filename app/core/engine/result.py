@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +22,20 @@ class ModelInfo:
     template_source: str  # "gguf" or the name of the fallback used
     load_s: float
     rss_growth_bytes: int | None  # measured resident-memory growth over the load
+    # What the chat template and vocabulary can do, probed at load (for /api/show, tool calls).
+    supports_tools: bool = False  # the template renders a tool list it is given
+    supports_fim: bool = False  # the vocabulary has FIM prefix, suffix and middle tokens
+    opens_thinking: bool = False  # the generation prompt ends inside "<think>"
+    n_gpu_layers: int = 0
+    metadata: dict[str, str] = field(default_factory=dict)  # the GGUF's scalar key/values
+
+
+@dataclass(frozen=True)
+class EmbeddingResult:
+    vectors: list[list[float]]
+    model_id: str
+    prompt_tokens: int
+    duration_s: float
 
 
 @dataclass(frozen=True)

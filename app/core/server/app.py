@@ -1,23 +1,35 @@
-"""``create_app(services)``: the FastAPI application, with no globals (services live on app.state)."""
+"""``create_app(services)``: the FastAPI application, with no globals (services live on app.state).
+
+Both dialects share the port: OpenAI under ``/v1`` and Ollama under ``/api`` (plus ``/``).
+"""
 
 from __future__ import annotations
 
-import hmac
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from app import __version__
-from app.core.server.errors import ApiError, install_error_handlers
+from app.core.server.errors import install_error_handlers
+from app.core.server.guards import (
+    ApiKeyGuard,
+    BodyGuard,
+    HostGuard,
+    OriginGuard,
+    PathNormaliser,
+    RequestLogger,
+)
+from app.core.server.host_check import allowed_host_names
+from app.core.server.ollama_routes import router as ollama_router
 from app.core.server.openai_routes import router as openai_router
+from app.core.server.request_log import RequestLog
 
 if TYPE_CHECKING:
     from app.core.services import AppServices
 
-# The health check stays open so launchers and load balancers can probe without the key.
-OPEN_PATHS = frozenset({"/health"})
+# Ollama caps decompressed bodies at 20 MiB; a whole 128k-token prompt is well under that.
+DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -26,41 +38,18 @@ class ServerConfig:
     port: int = 8080
     api_key: str | None = None
     cors_origins: tuple[str, ...] = field(default=())
+    # Host names besides localhost/loopback/the bound address that clients may use (a LAN name).
+    allowed_hosts: tuple[str, ...] = field(default=())
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
 
-def create_app(services: AppServices, config: ServerConfig) -> FastAPI:
+def create_app(
+    services: AppServices, config: ServerConfig, request_log: RequestLog | None = None
+) -> FastAPI:
     app = FastAPI(title="Homefire", version=__version__, docs_url=None, redoc_url=None)
     app.state.services = services
     app.state.config = config
     install_error_handlers(app)
-
-    @app.middleware("http")
-    async def normalise_path(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        # Some clients join a base URL ending in "/" with "/v1/...": serve "//v1/models" too.
-        path = request.scope["path"]
-        if path.startswith("//"):
-            request.scope["path"] = "/" + path.lstrip("/")
-        return await call_next(request)
-
-    if config.api_key:
-        expected = f"Bearer {config.api_key}".encode()
-
-        @app.middleware("http")
-        async def require_key(
-            request: Request, call_next: Callable[[Request], Awaitable[Response]]
-        ) -> Response:
-            if request.scope["path"] in OPEN_PATHS:
-                return await call_next(request)
-            given = request.headers.get("authorization", "").encode()
-            if not hmac.compare_digest(given, expected):
-                return ApiError(
-                    401,
-                    "a valid API key is required: send 'Authorization: Bearer <key>'",
-                    code="invalid_api_key",
-                ).response()
-            return await call_next(request)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -73,4 +62,13 @@ def create_app(services: AppServices, config: ServerConfig) -> FastAPI:
         }
 
     app.include_router(openai_router)
+    app.include_router(ollama_router)
+    # add_middleware wraps: the last one added runs first.
+    if config.api_key:
+        app.add_middleware(ApiKeyGuard, key=config.api_key)
+    app.add_middleware(BodyGuard, max_bytes=config.max_body_bytes)
+    app.add_middleware(OriginGuard, origins=tuple(config.cors_origins))
+    app.add_middleware(HostGuard, allowed=allowed_host_names(config.host, config.allowed_hosts))
+    app.add_middleware(RequestLogger, log=request_log or RequestLog())
+    app.add_middleware(PathNormaliser)
     return app

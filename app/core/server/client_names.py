@@ -28,7 +28,10 @@ _KNOWN_CLIENTS: tuple[tuple[str, str], ...] = (
 
 
 def client_name(request: Request) -> str:
-    agent = request.headers.get("user-agent", "")
+    return client_name_for_agent(request.headers.get("user-agent", ""))
+
+
+def client_name_for_agent(agent: str) -> str:
     lowered = agent.lower()
     for fragment, name in _KNOWN_CLIENTS:
         if fragment in lowered:

@@ -1,4 +1,8 @@
-"""Errors as OpenAI-shaped JSON, chosen by the error's type, never by its message."""
+"""Errors as JSON chosen by the error's type, never by its message.
+
+OpenAI-shaped (``{"error": {"message", "type", "param", "code"}}``) everywhere but the Ollama
+dialect's ``/api/*`` routes, which answer ``{"error": "message"}`` as Ollama does.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,12 @@ from app.core.errors import (
     ModelNotLoaded,
     TemplateError,
     UnknownModel,
+    UnsupportedRequest,
 )
+
+
+def is_ollama_path(path: str) -> bool:
+    return path.startswith("/api/")
 
 
 class ApiError(Exception):
@@ -40,12 +49,14 @@ class ApiError(Exception):
         self.param = param
         self.headers = headers or {}
 
-    def response(self) -> JSONResponse:
-        return JSONResponse(
-            status_code=self.status,
-            content=error_body(self.message, self.type, self.param, self.code),
-            headers=self.headers,
+    def response(self, path: str = "") -> JSONResponse:
+        """The answer for a request to ``path`` (its dialect decides the body's shape)."""
+        content: dict[str, Any] = (
+            {"error": self.message}
+            if is_ollama_path(path)
+            else error_body(self.message, self.type, self.param, self.code)
         )
+        return JSONResponse(status_code=self.status, content=content, headers=self.headers)
 
 
 def error_body(message: str, type_: str, param: str | None, code: str | None) -> dict[str, Any]:
@@ -76,6 +87,8 @@ def api_error_for(exc: AppError) -> ApiError:
         return ApiError(404, exc.user_message, code="model_not_found", param="model")
     if isinstance(exc, TemplateError):
         return ApiError(400, exc.user_message, code="chat_template_error", param="messages")
+    if isinstance(exc, UnsupportedRequest):
+        return ApiError(400, exc.user_message, code="unsupported_request")
     return ApiError(500, exc.user_message, type_="server_error", code="internal_error")
 
 
@@ -96,27 +109,27 @@ def _describe_validation(exc: RequestValidationError) -> tuple[str, str | None]:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return exc.response()
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return exc.response(request.url.path)
 
     @app.exception_handler(AppError)
-    async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
-        return api_error_for(exc).response()
+    async def _app_error(request: Request, exc: AppError) -> JSONResponse:
+        return api_error_for(exc).response(request.url.path)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         message, param = _describe_validation(exc)
-        return ApiError(400, message, param=param).response()
+        return ApiError(400, message, param=param).response(request.url.path)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = "not_found" if exc.status_code == 404 else None
         return ApiError(
             exc.status_code, str(exc.detail), code=code, headers=dict(exc.headers or {})
-        ).response()
+        ).response(request.url.path)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         return ApiError(
             500, f"internal error: {type(exc).__name__}", type_="server_error"
-        ).response()
+        ).response(request.url.path)

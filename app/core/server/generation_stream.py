@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 
@@ -19,6 +21,8 @@ from app.core.engine.engine import Engine
 from app.core.engine.request import GenerationRequest
 from app.core.engine.result import GenerationResult
 from app.core.errors import Cancelled
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -117,3 +121,36 @@ async def _disconnected(request: Request) -> None:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             return
+
+
+async def chain_events(first: list[Event], stream: GenerationStream) -> AsyncIterator[Event]:
+    """The events already received, then the rest; the generation is cancelled on exit."""
+    try:
+        for event in first:
+            yield event
+            if isinstance(event, Finished):
+                return
+        async for event in stream.events():
+            yield event
+    finally:
+        stream.close()
+
+
+async def engine_job_or_disconnect(
+    submit: Callable[[CancelToken], Future[T]], request: Request
+) -> T:
+    """Run one non-streamed engine job (embeddings); a client that leaves cancels it."""
+    cancel = CancelToken()
+    future = submit(cancel)
+    disconnect: asyncio.Future[None] = asyncio.ensure_future(_disconnected(request))
+    waiting: asyncio.Future[T] = asyncio.wrap_future(future)
+    try:
+        pending: set[asyncio.Future[Any]] = {waiting, disconnect}
+        done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        if waiting not in done:
+            cancel.cancel()
+            future.cancel()
+            raise Cancelled("the client disconnected")
+        return waiting.result()
+    finally:
+        disconnect.cancel()

@@ -1,8 +1,10 @@
-"""The OpenAI dialect: /v1/models, /v1/chat/completions, /v1/completions."""
+"""The OpenAI dialect: /v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings."""
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,32 +17,40 @@ from app.core.engine.engine import Engine
 from app.core.engine.request import GenerationRequest
 from app.core.engine.result import GenerationResult, ModelInfo
 from app.core.errors import ModelNotLoaded
+from app.core.server.chat_request import chat_job
 from app.core.server.client_names import client_name
 from app.core.server.errors import ApiError
 from app.core.server.generation_stream import (
     Chunk,
-    Finished,
     GenerationStream,
+    chain_events,
+    engine_job_or_disconnect,
     first_event_or_disconnect,
     result_or_disconnect,
 )
-from app.core.server.schemas import ChatCompletionBody, CompletionBody
+from app.core.server.reasoning import Answer, Reasoning
+from app.core.server.reply import Reply, ReplyEvent
+from app.core.server.response_format import openai_format_grammar
+from app.core.server.schemas import ChatCompletionBody, CompletionBody, EmbeddingBody
+from app.core.server.tool_calls import ToolCall
 
 # OpenAI's own default for /v1/completions; autocomplete clients send their own.
 COMPLETION_DEFAULT_MAX_TOKENS = 16
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# Tool-call arguments stream in fragments of this many characters (clients concatenate them).
+ARGUMENT_FRAGMENT_CHARS = 24
 
 
-def _engine(request: Request) -> Engine:
+def engine_of(request: Request) -> Engine:
     engine: Engine = request.app.state.services.engine
     return engine
 
 
-def _loaded_model(engine: Engine, requested: str | None) -> ModelInfo:
+def loaded_model(engine: Engine, requested: str | None) -> ModelInfo:
     info = engine.model
     if info is None:
         raise ModelNotLoaded("no model is loaded; load one in Homefire first")
-    if requested and not _same_model(requested, info):
+    if requested and not same_model(requested, info):
         raise ApiError(
             404,
             f"the model {requested!r} is not loaded; this server serves {info.model_id!r}",
@@ -50,9 +60,17 @@ def _loaded_model(engine: Engine, requested: str | None) -> ModelInfo:
     return info
 
 
-def _same_model(requested: str, info: ModelInfo) -> bool:
-    wanted = requested.strip().lower()
+def same_model(requested: str, info: ModelInfo) -> bool:
+    wanted = requested.strip().lower().removesuffix(":latest")
     return wanted in {info.model_id.lower(), info.path.name.lower(), info.path.stem.lower()}
+
+
+def note_usage(request: Request, model: str, result: GenerationResult | None) -> None:
+    """What the request log shows for this request (see guards.RequestLogger)."""
+    request.state.model = model
+    if result is not None:
+        request.state.prompt_tokens = result.prompt_tokens
+        request.state.completion_tokens = result.completion_tokens
 
 
 def _model_entry(info: ModelInfo) -> dict[str, Any]:
@@ -92,38 +110,88 @@ router = APIRouter()
 
 @router.get("/v1/models")
 async def list_models(request: Request) -> dict[str, Any]:
-    info = _engine(request).model
+    info = engine_of(request).model
     return {"object": "list", "data": [_model_entry(info)] if info else []}
 
 
 @router.get("/v1/models/{model_id:path}")
 async def get_model(model_id: str, request: Request) -> dict[str, Any]:
-    return _model_entry(_loaded_model(_engine(request), model_id))
+    return _model_entry(loaded_model(engine_of(request), model_id))
+
+
+def _tool_call_json(call: ToolCall) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments},
+    }
+
+
+def _message(reply: Reply) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": reply.content if reply.content or not reply.tool_calls else None,
+    }
+    if reply.reasoning:
+        message["reasoning_content"] = reply.reasoning
+    if reply.tool_calls:
+        message["tool_calls"] = [_tool_call_json(call) for call in reply.tool_calls]
+    return message
+
+
+def _chat_finish_reason(result: GenerationResult, reply: Reply) -> str:
+    # "tool_calls" exactly when the message carries calls: agents decide on it.
+    return "tool_calls" if reply.tool_calls else finish_reason(result)
+
+
+def _tool_call_deltas(index: int, call: ToolCall) -> list[dict[str, Any]]:
+    """The first fragment names the call; the arguments follow as string fragments."""
+    first = {
+        "index": index,
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": ""},
+    }
+    args = call.arguments
+    rest = [
+        {"index": index, "function": {"arguments": args[at : at + ARGUMENT_FRAGMENT_CHARS]}}
+        for at in range(0, len(args), ARGUMENT_FRAGMENT_CHARS)
+    ]
+    return [first, *rest]
 
 
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(
     body: ChatCompletionBody, request: Request
 ) -> JSONResponse | StreamingResponse:
-    engine = _engine(request)
-    info = _loaded_model(engine, body.model)
+    engine = engine_of(request)
+    info = loaded_model(engine, body.model)
+    note_usage(request, info.model_id, None)
     try:
         messages = tuple(m.to_message() for m in body.messages)
     except ValueError as exc:
         raise ApiError(400, str(exc), param="messages") from exc
-    generation = GenerationRequest(
-        messages=messages,
+    job = chat_job(
+        info,
+        messages,
+        tools=body.tools,
+        tool_choice=body.tool_choice,
+        format_grammar=openai_format_grammar(body.response_format),
         max_tokens=body.token_limit(),
         stop=body.stops(),
         sampling=body.sampling(),
-        source="api",
         client=client_name(request),
     )
+    assembler = job.assembler()
     ident = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
-    stream = GenerationStream(engine, generation)
+    stream = GenerationStream(engine, job.request)
     if not body.stream:
         result = await result_or_disconnect(stream, request)
+        note_usage(request, info.model_id, result)
+        assembler.feed(result.text)
+        assembler.finish()
+        reply = assembler.reply
         return JSONResponse(
             {
                 "id": ident,
@@ -133,15 +201,16 @@ async def chat_completions(
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": result.text},
+                        "message": _message(reply),
                         "logprobs": None,
-                        "finish_reason": _finish(result),
+                        "finish_reason": _chat_finish_reason(result, reply),
                     }
                 ],
                 "usage": _usage(result),
             }
         )
-    # Errors known before the first token (context overflow, template) still get a JSON answer.
+    # Errors known before the first token (context overflow, template, grammar) still get a
+    # JSON answer with their status.
     first = await first_event_or_disconnect(stream, request)
 
     def chunk(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
@@ -153,19 +222,34 @@ async def chat_completions(
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
         }
 
+    def deltas(events: list[ReplyEvent]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for event in events:
+            if isinstance(event, Reasoning):
+                out.append({"reasoning_content": event.text})
+            elif isinstance(event, Answer):
+                out.append({"content": event.text})
+            else:
+                index = assembler.reply.tool_calls.index(event)
+                out.extend({"tool_calls": [d]} for d in _tool_call_deltas(index, event))
+        return out
+
     async def body_stream() -> AsyncIterator[bytes]:
         yield _sse(chunk({"role": "assistant", "content": ""}, None))
-        pending = [first]
-        async for event in _chain(pending, stream):
+        async for event in chain_events([first], stream):
             if isinstance(event, Chunk):
-                yield _sse(chunk({"content": event.text}, None))
-            else:
-                yield _sse(chunk({}, _finish(event.result)))
-                if body.include_usage:
-                    final = chunk({}, None)
-                    final["choices"] = []
-                    final["usage"] = _usage(event.result)
-                    yield _sse(final)
+                for delta in deltas(assembler.feed(event.text)):
+                    yield _sse(chunk(delta, None))
+                continue
+            for delta in deltas(assembler.finish()):
+                yield _sse(chunk(delta, None))
+            note_usage(request, info.model_id, event.result)
+            yield _sse(chunk({}, _chat_finish_reason(event.result, assembler.reply)))
+            if body.include_usage:
+                final = chunk({}, None)
+                final["choices"] = []
+                final["usage"] = _usage(event.result)
+                yield _sse(final)
         yield SSE_DONE
 
     return StreamingResponse(body_stream(), media_type="text/event-stream", headers=SSE_HEADERS)
@@ -173,16 +257,19 @@ async def chat_completions(
 
 @router.post("/v1/completions", response_model=None)
 async def completions(body: CompletionBody, request: Request) -> JSONResponse | StreamingResponse:
-    engine = _engine(request)
-    info = _loaded_model(engine, body.model)
+    engine = engine_of(request)
+    info = loaded_model(engine, body.model)
+    note_usage(request, info.model_id, None)
     prompt = body.prompt_text()
     generation = GenerationRequest(
         prompt=prompt,
+        # With a suffix the engine wraps both in the model's own FIM tokens.
+        suffix=body.suffix,
         max_tokens=body.max_tokens or COMPLETION_DEFAULT_MAX_TOKENS,
         stop=body.stops(),
         sampling=body.sampling(),
         # Raw prompts from autocomplete clients carry the model's FIM/template tokens already.
-        prompt_special_tokens=True,
+        prompt_special_tokens=body.suffix is None,
         source="api",
         client=client_name(request),
     )
@@ -192,6 +279,7 @@ async def completions(body: CompletionBody, request: Request) -> JSONResponse | 
     stream = GenerationStream(engine, generation)
     if not body.stream:
         result = await result_or_disconnect(stream, request)
+        note_usage(request, info.model_id, result)
         return JSONResponse(
             {
                 "id": ident,
@@ -203,7 +291,7 @@ async def completions(body: CompletionBody, request: Request) -> JSONResponse | 
                         "index": 0,
                         "text": prefix + result.text,
                         "logprobs": None,
-                        "finish_reason": _finish(result),
+                        "finish_reason": finish_reason(result),
                     }
                 ],
                 "usage": _usage(result),
@@ -223,11 +311,12 @@ async def completions(body: CompletionBody, request: Request) -> JSONResponse | 
     async def body_stream() -> AsyncIterator[bytes]:
         if prefix:
             yield _sse(chunk(prefix, None))
-        async for event in _chain([first], stream):
+        async for event in chain_events([first], stream):
             if isinstance(event, Chunk):
                 yield _sse(chunk(event.text, None))
             else:
-                yield _sse(chunk("", _finish(event.result)))
+                note_usage(request, info.model_id, event.result)
+                yield _sse(chunk("", finish_reason(event.result)))
                 if body.include_usage:
                     final = chunk("", None)
                     final["choices"] = []
@@ -238,21 +327,36 @@ async def completions(body: CompletionBody, request: Request) -> JSONResponse | 
     return StreamingResponse(body_stream(), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
-async def _chain(
-    first: list[Chunk | Finished], stream: GenerationStream
-) -> AsyncIterator[Chunk | Finished]:
-    """The events already received, then the rest; the generation is cancelled on exit."""
-    try:
-        for event in first:
-            yield event
-            if isinstance(event, Finished):
-                return
-        async for event in stream.events():
-            yield event
-    finally:
-        stream.close()
+def _encode(vector: list[float], encoding: str) -> list[float] | str:
+    if encoding == "base64":
+        # What the openai SDK asks for by default: little-endian float32, base64.
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode("ascii")
+    return vector
 
 
-def _finish(result: GenerationResult) -> str:
+@router.post("/v1/embeddings")
+async def embeddings(body: EmbeddingBody, request: Request) -> dict[str, Any]:
+    engine = engine_of(request)
+    info = loaded_model(engine, body.model)
+    note_usage(request, info.model_id, None)
+    result = await engine_job_or_disconnect(
+        lambda cancel: engine.embed(body.texts(), cancel=cancel), request
+    )
+    request.state.prompt_tokens = result.prompt_tokens
+    width = len(result.vectors[0]) if result.vectors else 0
+    if body.dimensions is not None and body.dimensions != width:
+        raise ApiError(400, f"this model's embeddings have {width} dimensions", param="dimensions")
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": _encode(v, body.encoding_format)}
+            for i, v in enumerate(result.vectors)
+        ],
+        "model": info.model_id,
+        "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
+    }
+
+
+def finish_reason(result: GenerationResult) -> str:
     # A cancelled generation only reaches a client that is still there at shutdown.
     return "stop" if result.finish_reason == "cancelled" else result.finish_reason

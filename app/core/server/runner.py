@@ -41,7 +41,7 @@ class ServerRunner:
                 "set an API key (--api-key) to do that"
             )
         self.config = config
-        self._app = create_app(services, config)
+        self._app = create_app(services, config, request_log=services.request_log)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None

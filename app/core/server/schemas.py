@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -28,7 +29,7 @@ class ChatMessageIn(_Lenient):
         role = {"developer": "system", "function": "tool"}.get(self.role, self.role)
         extra: dict[str, Any] = {}
         if self.tool_calls:
-            extra["tool_calls"] = self.tool_calls
+            extra["tool_calls"] = [template_tool_call(call) for call in self.tool_calls]
         if self.tool_call_id:
             extra["tool_call_id"] = self.tool_call_id
         return ChatMessage(role=role, content=self.text(), name=self.name, extra=extra)  # type: ignore[arg-type]
@@ -47,6 +48,21 @@ class ChatMessageIn(_Lenient):
             else:
                 raise ValueError(f"content parts of type {kind!r} are not supported by this model")
         return "".join(texts)
+
+
+def template_tool_call(call: dict[str, Any]) -> dict[str, Any]:
+    """A tool call as chat templates expect it: ``arguments`` as an object, not JSON text."""
+    function = call.get("function")
+    if not isinstance(function, dict):
+        return call
+    arguments = function.get("arguments")
+    if isinstance(arguments, str):
+        try:
+            parsed = json.loads(arguments) if arguments.strip() else {}
+        except json.JSONDecodeError:
+            parsed = arguments
+        function = {**function, "arguments": parsed}
+    return {**call, "type": call.get("type", "function"), "function": function}
 
 
 class _GenerationBody(_Lenient):
@@ -101,6 +117,9 @@ class _GenerationBody(_Lenient):
 class ChatCompletionBody(_GenerationBody):
     messages: list[ChatMessageIn] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -120,3 +139,20 @@ class CompletionBody(_GenerationBody):
 
     def prompt_text(self) -> str:
         return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
+
+
+class EmbeddingBody(_Lenient):
+    model: str | None = None
+    input: str | list[str]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(default=None, ge=1)
+
+    @field_validator("input")
+    @classmethod
+    def _bounded(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and not 1 <= len(value) <= 2048:
+            raise ValueError("between 1 and 2048 inputs per request")
+        return value
+
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)

@@ -1,0 +1,345 @@
+"""The Ollama dialect on the same port: what Copilot, JetBrains, Open WebUI, Zed and the Ollama
+providers of Continue, Cline, Roo and Aider call.
+
+Streams are NDJSON (one JSON object per line), ending with a ``done: true`` line that carries
+the counters and durations (nanoseconds, measured). Models are never pulled, created or
+unloaded over the API: the user manages them in Homefire.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+
+from app.core.engine.request import ChatMessage, GenerationRequest
+from app.core.engine.result import GenerationResult, ModelInfo
+from app.core.errors import ModelNotLoaded
+from app.core.server.chat_request import ChatJob, chat_job
+from app.core.server.client_names import client_name
+from app.core.server.errors import ApiError
+from app.core.server.generation_stream import (
+    Chunk,
+    GenerationStream,
+    chain_events,
+    engine_job_or_disconnect,
+    first_event_or_disconnect,
+    result_or_disconnect,
+)
+from app.core.server.ollama_models import (
+    OLLAMA_COMPAT_VERSION,
+    iso_time,
+    running_entry,
+    show_entry,
+    tag_entry,
+)
+from app.core.server.ollama_schemas import (
+    OllamaChatBody,
+    OllamaEmbedBody,
+    OllamaEmbeddingsBody,
+    OllamaGenerateBody,
+    OllamaShowBody,
+)
+from app.core.server.openai_routes import engine_of, finish_reason, note_usage, same_model
+from app.core.server.reasoning import Answer, Reasoning
+from app.core.server.reply import ReplyAssembler, ReplyEvent
+from app.core.server.response_format import ollama_format_grammar
+from app.core.server.tool_calls import ToolCall
+
+NDJSON = "application/x-ndjson"
+router = APIRouter()
+
+
+def _model(request: Request, wanted: str) -> ModelInfo:
+    info = engine_of(request).model
+    if info is None:
+        raise ModelNotLoaded("no model is loaded; load one in Homefire first")
+    if wanted and not same_model(wanted, info):
+        raise ApiError(404, f"model '{wanted}' not found; Homefire serves '{info.model_id}'")
+    return info
+
+
+def _now() -> str:
+    return iso_time(datetime.now(UTC))
+
+
+def _line(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+
+def _counters(result: GenerationResult, started: float) -> dict[str, Any]:
+    return {
+        "done_reason": finish_reason(result),
+        "total_duration": int((time.monotonic() - started) * 1e9),
+        "load_duration": 0,  # the model was loaded before the request; nothing loads here
+        "prompt_eval_count": result.prompt_tokens,
+        "prompt_eval_duration": int(result.prompt_s * 1e9),
+        "eval_count": result.completion_tokens,
+        "eval_duration": int(result.decode_s * 1e9),
+    }
+
+
+def _tool_call(call: ToolCall) -> dict[str, Any]:
+    # Ollama sends arguments as an object, not as JSON text.
+    return {"function": {"name": call.name, "arguments": call.arguments_object()}}
+
+
+# -- discovery -----------------------------------------------------------------------------
+
+
+@router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+async def root() -> PlainTextResponse:
+    return PlainTextResponse("Ollama is running")
+
+
+@router.get("/api/version")
+async def version() -> dict[str, str]:
+    return {"version": OLLAMA_COMPAT_VERSION}
+
+
+@router.get("/api/tags")
+async def tags(request: Request) -> dict[str, Any]:
+    info = engine_of(request).model
+    return {"models": [tag_entry(info)] if info else []}
+
+
+@router.get("/api/ps")
+async def running(request: Request) -> dict[str, Any]:
+    info = engine_of(request).model
+    return {"models": [running_entry(info)] if info else []}
+
+
+@router.post("/api/show")
+async def show(body: OllamaShowBody, request: Request) -> dict[str, Any]:
+    return show_entry(_model(request, body.wanted()))
+
+
+# -- generation ----------------------------------------------------------------------------
+
+
+def _loaded_reply(info: ModelInfo, key: str) -> dict[str, Any]:
+    """Ollama's answer to an empty request, which clients send to preload a model."""
+    reply: dict[str, Any] = {"model": info.model_id, "created_at": _now(), "done": True}
+    reply["done_reason"] = "load"
+    reply[key] = {"role": "assistant", "content": ""} if key == "message" else ""
+    return reply
+
+
+async def _respond(
+    request: Request,
+    info: ModelInfo,
+    generation: GenerationRequest,
+    assembler: ReplyAssembler | None,
+    stream_reply: bool,
+    shape: Callable[[list[ReplyEvent]], dict[str, Any] | None],
+    final: Callable[[ReplyAssembler | None, str], dict[str, Any]],
+) -> JSONResponse | StreamingResponse:
+    """Run one generation and answer it whole or as NDJSON; ``shape`` turns reply events into a
+    line's payload, ``final`` builds the whole reply (or the last line's payload)."""
+    started = time.monotonic()
+    note_usage(request, info.model_id, None)
+    stream = GenerationStream(engine_of(request), generation)
+    base = {"model": info.model_id}
+    if not stream_reply:
+        result = await result_or_disconnect(stream, request)
+        note_usage(request, info.model_id, result)
+        if assembler is not None:
+            assembler.feed(result.text)
+            assembler.finish()
+        return JSONResponse(
+            {
+                **base,
+                "created_at": _now(),
+                **final(assembler, result.text),
+                "done": True,
+                **_counters(result, started),
+            }
+        )
+    first = await first_event_or_disconnect(stream, request)
+
+    async def lines() -> AsyncIterator[bytes]:
+        async for event in chain_events([first], stream):
+            if isinstance(event, Chunk):
+                events: list[ReplyEvent] = (
+                    assembler.feed(event.text) if assembler else [Answer(event.text)]
+                )
+                payload = shape(events)
+                if payload is not None:
+                    yield _line({**base, "created_at": _now(), **payload, "done": False})
+                continue
+            if assembler is not None:
+                payload = shape(assembler.finish())
+                if payload is not None:
+                    yield _line({**base, "created_at": _now(), **payload, "done": False})
+            note_usage(request, info.model_id, event.result)
+            yield _line(
+                {
+                    **base,
+                    "created_at": _now(),
+                    **final(None, ""),
+                    "done": True,
+                    **_counters(event.result, started),
+                }
+            )
+
+    return StreamingResponse(lines(), media_type=NDJSON)
+
+
+def _chat_payload(events: list[ReplyEvent]) -> dict[str, Any] | None:
+    content = "".join(e.text for e in events if isinstance(e, Answer))
+    thinking = "".join(e.text for e in events if isinstance(e, Reasoning))
+    calls = [_tool_call(e) for e in events if isinstance(e, ToolCall)]
+    if not (content or thinking or calls):
+        return None
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if thinking:
+        message["thinking"] = thinking
+    if calls:
+        message["tool_calls"] = calls
+    return {"message": message}
+
+
+def _chat_final(assembler: ReplyAssembler | None, _text: str) -> dict[str, Any]:
+    if assembler is None:
+        return {"message": {"role": "assistant", "content": ""}}
+    reply = assembler.reply
+    message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+    if reply.reasoning:
+        message["thinking"] = reply.reasoning
+    if reply.tool_calls:
+        message["tool_calls"] = [_tool_call(call) for call in reply.tool_calls]
+    return {"message": message}
+
+
+@router.post("/api/chat", response_model=None)
+async def chat(body: OllamaChatBody, request: Request) -> JSONResponse | StreamingResponse:
+    info = _model(request, body.model)
+    if not body.messages:
+        return JSONResponse(_loaded_reply(info, "message"))
+    try:
+        messages = tuple(m.to_message() for m in body.messages)
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from exc
+    job: ChatJob = chat_job(
+        info,
+        messages,
+        tools=body.tools,
+        tool_choice=None,
+        format_grammar=ollama_format_grammar(body.format),
+        max_tokens=body.options.max_tokens(),
+        stop=body.options.stops(),
+        sampling=body.options.sampling(),
+        client=client_name(request),
+    )
+    return await _respond(
+        request, info, job.request, job.assembler(), body.stream, _chat_payload, _chat_final
+    )
+
+
+def _generate_payload(events: list[ReplyEvent]) -> dict[str, Any] | None:
+    text = "".join(e.text for e in events if isinstance(e, Answer))
+    thinking = "".join(e.text for e in events if isinstance(e, Reasoning))
+    if not (text or thinking):
+        return None
+    payload: dict[str, Any] = {"response": text}
+    if thinking:
+        payload["thinking"] = thinking
+    return payload
+
+
+def _generate_final(assembler: ReplyAssembler | None, text: str) -> dict[str, Any]:
+    if assembler is None:
+        return {"response": text}
+    payload: dict[str, Any] = {"response": assembler.reply.content}
+    if assembler.reply.reasoning:
+        payload["thinking"] = assembler.reply.reasoning
+    return payload
+
+
+@router.post("/api/generate", response_model=None)
+async def generate(body: OllamaGenerateBody, request: Request) -> JSONResponse | StreamingResponse:
+    info = _model(request, body.model)
+    if body.images:
+        raise ApiError(400, "images are not supported by this model")
+    if not body.prompt and body.suffix is None:
+        return JSONResponse(_loaded_reply(info, "response"))
+    options = body.options
+    grammar = ollama_format_grammar(body.format)
+    common: dict[str, Any] = {
+        "max_tokens": options.max_tokens(),
+        "stop": options.stops(),
+        "sampling": options.sampling(),
+        "grammar": grammar,
+        "source": "api",
+        "client": client_name(request),
+    }
+    assembler: ReplyAssembler | None
+    if body.suffix is not None:
+        # Autocomplete: the engine wraps prefix and suffix in the model's FIM tokens.
+        generation = GenerationRequest(prompt=body.prompt, suffix=body.suffix, **common)
+        assembler = None
+    elif body.raw:
+        # The client wrote the model's own tokens (Zed's FIM prompts): parse them as such.
+        generation = GenerationRequest(prompt=body.prompt, prompt_special_tokens=True, **common)
+        assembler = None
+    else:
+        messages = [ChatMessage(role="user", content=body.prompt)]
+        if body.system:
+            messages.insert(0, ChatMessage(role="system", content=body.system))
+        generation = GenerationRequest(messages=tuple(messages), **common)
+        assembler = ReplyAssembler(starts_thinking=info.opens_thinking, tool_names=())
+    return await _respond(
+        request, info, generation, assembler, body.stream, _generate_payload, _generate_final
+    )
+
+
+# -- embeddings ----------------------------------------------------------------------------
+
+
+@router.post("/api/embed")
+async def embed(body: OllamaEmbedBody, request: Request) -> dict[str, Any]:
+    info = _model(request, body.model)
+    note_usage(request, info.model_id, None)
+    started = time.monotonic()
+    engine = engine_of(request)
+    texts = body.texts()
+    result = await engine_job_or_disconnect(
+        lambda cancel: engine.embed(texts, cancel=cancel), request
+    )
+    request.state.prompt_tokens = result.prompt_tokens
+    return {
+        "model": info.model_id,
+        "embeddings": result.vectors,
+        "total_duration": int((time.monotonic() - started) * 1e9),
+        "load_duration": 0,
+        "prompt_eval_count": result.prompt_tokens,
+    }
+
+
+@router.post("/api/embeddings")
+async def embeddings_legacy(body: OllamaEmbeddingsBody, request: Request) -> dict[str, Any]:
+    info = _model(request, body.model)
+    note_usage(request, info.model_id, None)
+    engine = engine_of(request)
+    result = await engine_job_or_disconnect(
+        lambda cancel: engine.embed([body.prompt], cancel=cancel), request
+    )
+    request.state.prompt_tokens = result.prompt_tokens
+    return {"embedding": result.vectors[0]}
+
+
+# Registered last: the routes above take precedence over this catch-all.
+@router.api_route(
+    "/api/{action}",
+    methods=["POST", "DELETE"],
+    include_in_schema=False,
+)
+async def management(action: str) -> JSONResponse:
+    if action in ("pull", "push", "create", "copy", "delete", "blobs"):
+        raise ApiError(403, f"/api/{action} is not available: manage models in the Homefire app")
+    raise ApiError(404, f"/api/{action} is not a route Homefire serves")
