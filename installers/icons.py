@@ -89,7 +89,8 @@ def render_png(svg: Path, size: int) -> bytes:
     data = QByteArray()
     buffer = QBuffer(data)
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    if not image.save(buffer, "PNG")  # type: ignore[call-overload]  # stubs say bytes; PySide6 wants str:
+    # The stubs type the format as bytes; PySide6 6.12 accepts only str at run time.
+    if not image.save(buffer, "PNG"):  # type: ignore[call-overload]
         raise IconError(f"Qt could not encode a {size}px PNG")
     buffer.close()
     return bytes(data.data())
