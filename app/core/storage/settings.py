@@ -6,15 +6,13 @@ as ``settings.json.corrupt`` for the user, and runs on defaults.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.storage.atomic import write_atomic
+from app.core.storage.json_store import VersionedJsonStore
 
 log = logging.getLogger(__name__)
 
@@ -59,46 +57,9 @@ class Settings(BaseModel):
 
 def _migrate(raw: dict[str, Any]) -> dict[str, Any]:
     """Bring an older file up to SCHEMA_VERSION. Version 1 is the first; nothing to do yet."""
-    raw["schema_version"] = SCHEMA_VERSION
     return raw
 
 
-class SettingsStore:
+class SettingsStore(VersionedJsonStore[Settings]):
     def __init__(self, path: Path) -> None:
-        self._path = path
-
-    @property
-    def path(self) -> Path:
-        return self._path
-
-    def load(self) -> Settings:
-        try:
-            text = self._path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return Settings()
-        except OSError as exc:
-            log.warning("cannot read %s (%s); using default settings", self._path, exc)
-            return Settings()
-        try:
-            raw = json.loads(text)
-            if not isinstance(raw, dict):
-                raise ValueError("the top level is not an object")
-            version = raw.get("schema_version", SCHEMA_VERSION)
-            if not isinstance(version, int) or version > SCHEMA_VERSION:
-                raise ValueError(f"schema_version {version!r} is newer than this Homefire knows")
-            return Settings.model_validate(_migrate(raw))
-        except (ValueError, ValidationError) as exc:
-            self._set_aside()
-            log.warning("settings file %s is corrupt (%s); using defaults", self._path, exc)
-            return Settings()
-
-    def save(self, settings: Settings) -> None:
-        data = settings.model_dump(mode="json", exclude_defaults=True)
-        data["schema_version"] = SCHEMA_VERSION
-        write_atomic(self._path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
-
-    def _set_aside(self) -> None:
-        try:
-            os.replace(self._path, self._path.with_name(self._path.name + ".corrupt"))
-        except OSError as exc:
-            log.warning("could not set the corrupt settings file aside: %s", exc)
+        super().__init__(path, Settings, SCHEMA_VERSION, "settings", _migrate)
