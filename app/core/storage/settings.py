@@ -6,15 +6,12 @@ as ``settings.json.corrupt`` for the user, and runs on defaults.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.storage.json_store import VersionedJsonStore
-
-log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 

@@ -7,7 +7,6 @@ non-defaults saved, and a corrupt file means a warning and defaults, never a cra
 
 from __future__ import annotations
 
-import logging
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
@@ -17,8 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.core.storage.json_store import VersionedJsonStore
 from app.core.storage.paths import AppPaths
 from app.core.usage.pricing import Money, PriceId, PriceOverride, PriceTable, merge_user_prices
-
-log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 PREFERENCES_FILE = "usage.json"
