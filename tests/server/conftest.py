@@ -46,3 +46,11 @@ def serve() -> Iterator[ServerFactory]:
 def base_url(services: AppServices) -> str:
     assert services.server is not None
     return services.server.url
+
+
+@pytest.fixture(scope="session")
+def tiny_coder_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny random-weight GGUF with FIM tokens and a Hermes-style tools template."""
+    from tests.server.tiny_coder import write_tiny_coder
+
+    return write_tiny_coder(tmp_path_factory.mktemp("models") / "tiny-coder.gguf")

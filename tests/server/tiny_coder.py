@@ -49,4 +49,5 @@ def _vocabulary_with_fim() -> tuple[list[str], list[float], list[int]]:
 
 def write_tiny_coder(path: Path, chat_template: str = HERMES_TOOLS_TEMPLATE) -> Path:
     with mock.patch.object(tiny_llama, "vocabulary", _vocabulary_with_fim):
-        return tiny_llama.write_tiny_llama(path, chat_template=chat_template)
+        # Its vocabulary is mostly single characters: tool lists need room.
+        return tiny_llama.write_tiny_llama(path, chat_template=chat_template, context_length=4096)

@@ -34,6 +34,26 @@ _PIECE_BUFFER = 256
 EMBEDDING_CTX_MAX = 8192
 
 
+def _check_patterns(node: object, depth: int = 0) -> None:
+    """The converter turns a broken regex into a grammar that means something else: refuse it."""
+    if depth > 64:
+        raise UnsupportedRequest("the JSON schema nests too deeply")
+    if isinstance(node, dict):
+        pattern = node.get("pattern")
+        if pattern is not None:
+            try:
+                re.compile(str(pattern))
+            except re.error as exc:
+                raise UnsupportedRequest(
+                    f"the pattern {pattern!r} is not a valid regex: {exc}"
+                ) from exc
+        for value in node.values():
+            _check_patterns(value, depth + 1)
+    elif isinstance(node, list):
+        for value in node:
+            _check_patterns(value, depth + 1)
+
+
 def grammar_from_json_schema(schema: object) -> str:
     """GBNF text that only admits JSON documents matching ``schema``.
 
@@ -45,6 +65,7 @@ def grammar_from_json_schema(schema: object) -> str:
 
     if not isinstance(schema, dict):
         raise UnsupportedRequest("a JSON schema must be an object")
+    _check_patterns(schema)
     try:
         return str(json_schema_to_gbnf(json.dumps(schema)))
     except RecursionError as exc:
