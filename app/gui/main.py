@@ -1,0 +1,100 @@
+"""``homefire`` with no command: the QApplication, the services, the main window.
+
+Start-up order: logging to a file, the application and its theme, the core services, the window,
+then (in the background) the first model so chat works at once, offline: the last model used,
+else the starter model. Quitting closes everything in order and joins every thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from logging.handlers import RotatingFileHandler
+
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+from app import __version__
+from app.core.errors import AppError
+from app.core.library.model import LibraryModel
+from app.core.library.starter import STARTER_NAME
+from app.core.services import AppServices
+from app.core.storage.paths import AppPaths
+from app.gui.desktop import Desktop
+from app.gui.errors import excepthook_for, user_message
+from app.gui.icons import icon
+from app.gui.main_window import MainWindow
+from app.gui.model_loader import LoadChoice
+from app.gui.theme import Theme
+
+log = logging.getLogger(__name__)
+LOG_FILE = "homefire.log"
+
+
+def run_desktop(args: argparse.Namespace) -> int:
+    paths = AppPaths.from_env()
+    log_path = _log_to_file(paths, debug=bool(getattr(args, "debug", False)))
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("Homefire")
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName("homefire")
+    app.setWindowIcon(icon("homefire"))
+    theme = Theme(app)
+    sys.excepthook = excepthook_for(str(log_path))  # type: ignore[assignment]
+    try:
+        services = AppServices.create(paths)
+    except AppError as exc:
+        QMessageBox.critical(None, "Homefire cannot start", user_message(exc))
+        return 1
+    desktop = Desktop.create(services, app)
+    window = MainWindow(desktop)
+    theme.changed.connect(window.restyle)
+    # The tray keeps the endpoint serving with the window closed, so quitting is explicit.
+    app.setQuitOnLastWindowClosed(False)
+    window.quit_requested.connect(app.quit)
+    app.aboutToQuit.connect(window.shutdown)
+    window.show()
+    load_first_model(desktop)
+    return app.exec()
+
+
+def load_first_model(desktop: Desktop) -> None:
+    """The model used last (with the same settings), else the starter model, in the background."""
+    settings = desktop.settings
+    name = settings.value("model/last")
+    choice = LoadChoice(n_ctx=desktop.services.settings.engine.n_ctx)
+    if isinstance(name, str) and name:
+        stored = settings.value("model/n_ctx")
+        if stored is not None:
+            choice = LoadChoice(
+                n_ctx=int(str(stored)),
+                n_gpu_layers=int(str(settings.value("model/n_gpu_layers", 0))),
+                flash_attn=str(settings.value("model/flash_attn", "false")).lower() == "true",
+                kv_cache_type=str(settings.value("model/kv_cache_type", "f16")),  # type: ignore[arg-type]
+                moe_experts_on_cpu_layers=int(str(settings.value("model/moe_cpu", 0))),
+            )
+
+    def chosen(found: list[LibraryModel]) -> None:
+        models = {m.name: m for m in found}
+        model = models.get(str(name)) if name else None
+        first_choice = choice
+        if model is None:
+            model = models.get(STARTER_NAME)
+            first_choice = LoadChoice(n_ctx=desktop.services.settings.engine.n_ctx)
+        if model is not None and desktop.loader.current is None:
+            desktop.loader.load(model, first_choice)
+
+    # Scanning other tools' folders touches the disk: never on the GUI thread.
+    desktop.bridge.run(desktop.services.library.models, chosen)
+
+
+def _log_to_file(paths: AppPaths, debug: bool) -> str:
+    paths.log_dir.mkdir(parents=True, exist_ok=True)
+    path = paths.log_dir / LOG_FILE
+    handler = RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.INFO)
+    return str(path)

@@ -1,0 +1,137 @@
+"""The always-visible status bar: loaded model, memory, today's tokens and savings, server URL."""
+
+from __future__ import annotations
+
+from datetime import datetime, time
+from decimal import Decimal
+
+import psutil
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
+
+from app.core.errors import AppError
+from app.core.usage.counts import TokenCounts, UsageTotals
+from app.core.usage.ledger import UsageEvent
+from app.core.usage.preferences import UsagePreferencesStore
+from app.core.usage.pricing import Price, load_shipped, shipped_pricing_path
+from app.core.usage.savings import cost_avoided
+from app.gui.bridge import UsageRelay
+from app.gui.desktop import Desktop
+from app.gui.model_loader import LoadedModel
+
+GIB = 2**30
+MEMORY_REFRESH_MS = 2000
+
+
+def local_midnight() -> datetime:
+    return datetime.combine(datetime.now().date(), time()).astimezone()
+
+
+class StatusBar(QStatusBar):
+    def __init__(self, desktop: Desktop, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("statusBar")
+        self._desktop = desktop
+        self.model = QLabel()
+        self.memory = QLabel()
+        self.usage = QLabel()
+        self.server = QLabel()
+        for label in (self.model, self.memory, self.usage, self.server):
+            label.setContentsMargins(6, 0, 6, 0)
+        self.model.setObjectName("statusModel")
+        self.usage.setObjectName("statusUsage")
+        self.server.setObjectName("statusServer")
+        self.server.setOpenExternalLinks(True)
+        self.addWidget(self.model)
+        self.addWidget(self.memory)
+        self.addPermanentWidget(self.usage)
+        self.addPermanentWidget(self.server)
+
+        self._today = TokenCounts()
+        self._day = datetime.now().date()
+        self._price = _baseline_price(desktop)
+        self._relay = UsageRelay(desktop.services.ledger, self)
+        self._relay.usage_recorded.connect(self._on_relay_usage_recorded)
+        ledger = desktop.services.ledger
+        desktop.bridge.run(
+            lambda: ledger.totals(since=local_midnight()), self._on_today_counted, owner=self
+        )
+
+        loader = desktop.loader
+        loader.loading_started.connect(lambda name: self.model.setText(f"Loading {name}…"))
+        loader.model_loaded.connect(self._on_loader_model_loaded)
+        loader.loading_failed.connect(lambda _exc: self.model.setText("No model loaded"))
+        self.model.setText("No model loaded")
+        self._timer = QTimer(self)
+        self._timer.setInterval(MEMORY_REFRESH_MS)
+        self._timer.timeout.connect(self._on_timer_timeout)
+        self._timer.start()
+        self._on_timer_timeout()
+        self.set_server_url(None)
+        self._show_usage()
+
+    def close_relays(self) -> None:
+        self._relay.close()
+        self._timer.stop()
+
+    def set_server_url(self, url: str | None) -> None:
+        if url is None:
+            self.server.setText("Server off")
+        else:
+            self.server.setText(f'Serving <a href="{url}/v1/models">{url}/v1</a>')
+
+    def _on_loader_model_loaded(self, loaded: LoadedModel) -> None:
+        info = loaded.info
+        self.model.setText(f"{info.model_id} · ctx {info.n_ctx:,}")
+        measured = info.rss_growth_bytes
+        self.model.setToolTip(
+            f"{info.path}\nloaded in {info.load_s:.1f} s"
+            + (f"\nmemory measured at load: {measured / GIB:.2f} GiB" if measured else "")
+        )
+
+    def _on_timer_timeout(self) -> None:
+        memory = psutil.virtual_memory()
+        used = (memory.total - memory.available) / GIB
+        self.memory.setText(
+            f"RAM {used:.1f} / {memory.total / GIB:.1f} GiB used · "
+            f"{memory.available / GIB:.1f} GiB available"
+        )
+        if datetime.now().date() != self._day:
+            self._day = datetime.now().date()
+            self._today = TokenCounts()
+            self._show_usage()
+
+    def _on_today_counted(self, totals: UsageTotals) -> None:
+        self._today = totals.tokens
+        self._show_usage()
+
+    def _on_relay_usage_recorded(self, event: UsageEvent) -> None:
+        self._today = self._today + event.delta
+        self._show_usage()
+
+    def _show_usage(self) -> None:
+        tokens = self._today.total
+        text = f"Today {tokens:,} tokens"
+        if self._price is not None:
+            dollars = cost_avoided(self._today, self._price)
+            text += f" · {_dollars(dollars)} avoided vs {self._price.name}"
+            self.usage.setToolTip(
+                "Tokens counted by the engine (measured); dollars avoided estimated at "
+                f"{self._price.name}'s list prices"
+                + (f" as of {self._price.as_of}" if self._price.as_of else "")
+            )
+        self.usage.setText(text)
+
+
+def _dollars(value: Decimal) -> str:
+    return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+
+
+def _baseline_price(desktop: Desktop) -> Price | None:
+    try:
+        preferences = UsagePreferencesStore.at(desktop.services.paths).load()
+        table = preferences.price_table(load_shipped(shipped_pricing_path()))
+        baselines = table.baselines(preferences.baselines)
+    except AppError:  # no price table means no dollar figure, never a crash
+        return None
+    return baselines[0] if baselines else None
