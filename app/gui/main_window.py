@@ -21,6 +21,7 @@ from app.gui.about import AboutDialog
 from app.gui.chat.chat_page import ChatPage
 from app.gui.desktop import Desktop
 from app.gui.icons import icon
+from app.gui.library.library_page import LibraryPage
 from app.gui.model_loader import LoadedModel
 from app.gui.status_bar import StatusBar
 
@@ -79,7 +80,9 @@ class MainWindow(QMainWindow):
 
     def _more_pages(self) -> list[_Page]:
         """The pages after Chat, in the sidebar's order."""
-        return []
+        desktop = self.desktop
+        self.library = LibraryPage(desktop)
+        return [_Page("library", "Library", "library", self.library)]
 
     # -- navigation ----------------------------------------------------------------------------
 

@@ -1,0 +1,79 @@
+"""The Library page and the Load dialog over the real library, estimator and engine."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from pytestqt.qtbot import QtBot
+
+from app.core.storage.settings import Settings
+from app.gui.library.load_dialog import LoadDialog
+from app.gui.main_window import MainWindow
+
+
+@pytest.fixture
+def user_folder(tiny_model: Path, homefire_home: Path) -> Path:
+    """A folder of the user's with the tiny GGUF, listed through the model_folders setting."""
+    folder = homefire_home / "my-models"
+    folder.mkdir()
+    shutil.copy(tiny_model, folder / "tiny-chatml.gguf")
+    from app.core.storage.paths import AppPaths
+    from app.core.storage.settings import SettingsStore
+
+    SettingsStore(AppPaths.from_env().settings_file).save(Settings(model_folders=[str(folder)]))
+    return folder
+
+
+def _open_dialog(qtbot: QtBot, window: MainWindow, name: str) -> LoadDialog:
+    page = window.library
+    qtbot.waitUntil(lambda: any(m.name == name for m in page._models), timeout=20_000)
+    page.select(name)
+    with qtbot.waitSignal(page.load_dialog_opened, timeout=30_000) as opened:
+        page.open_load_dialog()
+    dialog = opened.args[0]
+    assert isinstance(dialog, LoadDialog)
+    return dialog
+
+
+def test_models_from_a_user_folder_are_listed(
+    qtbot: QtBot, user_folder: Path, window: MainWindow
+) -> None:
+    page = window.library
+    qtbot.waitUntil(lambda: page.table.rowCount() > 0, timeout=20_000)
+    names = [page.table.item(r, 0).text() for r in range(page.table.rowCount())]
+    assert "tiny-chatml" in names
+    row = names.index("tiny-chatml")
+    assert page.table.item(row, 3).text() == "Your folder"
+    assert page.table.item(row, 4).text() == str(user_folder)
+    page.select("tiny-chatml")
+    assert not page.delete_button.isEnabled()  # not Homefire's to delete
+
+
+def test_the_load_dialog_estimate_follows_the_choices_and_loads(
+    qtbot: QtBot, user_folder: Path, window: MainWindow
+) -> None:
+    dialog = _open_dialog(qtbot, window, "tiny-chatml")
+    assert dialog.current_estimate is not None
+    before = dialog.current_estimate.ram_bytes
+    with qtbot.waitSignal(dialog.estimate_changed) as changed:
+        dialog.context.setValue(256)
+    after = changed.args[0]
+    assert after is not None
+    assert after.ram_bytes < before  # a smaller context needs a smaller KV cache
+    assert "RAM:" in dialog.estimate_label.text()
+    assert "estimated" in dialog.estimate_label.text()
+
+    dialog.kv_type.setCurrentText("q8_0")  # a quantized KV cache needs flash attention
+    assert dialog.flash.isChecked()
+    dialog.flash.setChecked(False)
+    assert dialog.kv_type.currentText() == "f16"
+
+    with qtbot.waitSignal(window.desktop.loader.model_loaded, timeout=60_000) as loaded:
+        dialog.accept()
+    assert loaded.args[0].info.n_ctx == 256
+    text = window.library.loaded.text()
+    assert "context 256 tokens" in text
+    assert "measured" in text  # the RAM growth llama.cpp caused, or that it was not measured
+    assert ", estimated " in text  # the dialog's estimate, beside it
