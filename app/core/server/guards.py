@@ -207,6 +207,7 @@ class BodyGuard:
         if error is not None:
             await _refuse(error, scope, receive, send)
             return
+        scope = self._as_json(scope)
         delivered = False
 
         async def replay() -> Message:
@@ -217,6 +218,17 @@ class BodyGuard:
             return await receive()  # after the body: the disconnect notice
 
         await self.app(scope, replay, send)
+
+    @staticmethod
+    def _as_json(scope: Scope) -> Scope:
+        """Label a ``curl -d`` body as the JSON it is, so the routes parse it."""
+        headers = [
+            (name, b"application/json")
+            if name == b"content-type" and value.startswith(b"application/x-www-form-urlencoded")
+            else (name, value)
+            for name, value in scope["headers"]
+        ]
+        return {**scope, "headers": headers}
 
     def _header_error(self, headers: Headers) -> ApiError | None:
         encoding = headers.get("content-encoding", "identity").strip().lower()

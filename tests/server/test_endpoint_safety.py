@@ -1,0 +1,309 @@
+"""Safe by default: Host allow-list, Origin/CORS, body limits, API keys, a hostile template."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.core.server.port import OLLAMA_PORT, offer_port, port_is_free
+from app.core.server.request_log import RequestLog, RequestRecord
+from tests.server.conftest import ServerFactory, base_url
+
+CHAT = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
+
+
+@pytest.fixture
+def url(serve: ServerFactory, tiny_model: Path) -> str:
+    return base_url(serve(tiny_model))
+
+
+def _raw_status(url: str, request: bytes) -> int:
+    """Send bytes as they are (httpx refuses to send an empty Host)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(request)
+        head = conn.recv(4096).decode("latin-1")
+    return int(head.split()[1])
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "evil.example",
+        "evil.example:8080",
+        "localhost.evil.example",
+        "127.0.0.1.nip.io",
+        "LOCALHOST.",
+        "[::1",
+        "localhost:80:80",
+    ],
+)
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("GET", "/api/tags"), ("GET", "/")],
+)
+def test_rebinding_hosts_are_403_on_every_route(
+    url: str, host: str, method: str, path: str
+) -> None:
+    response = httpx.request(
+        method, f"{url}{path}", json=CHAT if method == "POST" else None, headers={"Host": host}
+    )
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("host_line", [b"Host: \r\n", b"Host: :8080\r\n", b""])
+def test_an_empty_or_missing_host_is_403(url: str, host_line: bytes) -> None:
+    request = b"GET /v1/models HTTP/1.1\r\n" + host_line + b"Connection: close\r\n\r\n"
+    assert _raw_status(url, request) in (400, 403)
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "localhost:1234", "LocalHost", "[::1]:80", "127.0.0.2"]
+)
+def test_loopback_names_are_served(url: str, host: str) -> None:
+    assert httpx.get(f"{url}/v1/models", headers={"Host": host}).status_code == 200
+
+
+def test_configured_names_are_served(serve: ServerFactory, tiny_model: Path) -> None:
+    url = base_url(serve(tiny_model, allowed_hosts=("homefire.lan",)))
+    assert httpx.get(f"{url}/v1/models", headers={"Host": "homefire.lan:8080"}).status_code == 200
+    assert httpx.get(f"{url}/v1/models", headers={"Host": "other.lan"}).status_code == 403
+
+
+def test_lan_mode_keeps_the_host_check_and_the_key(serve: ServerFactory, tiny_model: Path) -> None:
+    services = serve(tiny_model, host="0.0.0.0", api_key="k3y")
+    assert services.server is not None
+    url = f"http://127.0.0.1:{services.server.port}"
+    auth = {"Authorization": "Bearer k3y"}
+    assert httpx.get(f"{url}/v1/models", headers=auth).status_code == 200
+    assert (
+        httpx.get(f"{url}/v1/models", headers={**auth, "Host": "evil.example"}).status_code == 403
+    )
+    assert httpx.get(f"{url}/v1/models").status_code == 401
+    assert httpx.get(f"{url}/api/tags").json() == {
+        "error": "a valid API key is required: send 'Authorization: Bearer <key>'"
+    }
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://localhost:3000"])
+def test_cors_is_off_by_default_and_foreign_origins_are_refused(url: str, origin: str) -> None:
+    response = httpx.post(f"{url}/v1/chat/completions", json=CHAT, headers={"Origin": origin})
+    assert response.status_code == 403
+    assert "access-control-allow-origin" not in response.headers
+    preflight = httpx.options(
+        f"{url}/v1/chat/completions",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Private-Network": "true",
+        },
+    )
+    assert preflight.status_code == 403
+    assert "access-control-allow-origin" not in preflight.headers
+    assert "access-control-allow-private-network" not in preflight.headers
+
+
+def test_configured_origins_get_a_proper_preflight_and_cors_headers(
+    serve: ServerFactory, tiny_model: Path
+) -> None:
+    url = base_url(serve(tiny_model, cors_origins=("https://app.example", "vscode-webview://*")))
+    preflight = httpx.options(
+        f"{url}/v1/chat/completions",
+        headers={
+            "Origin": "https://app.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+            "Access-Control-Request-Private-Network": "true",
+        },
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert preflight.headers["access-control-allow-headers"] == "authorization, content-type"
+    assert preflight.headers["access-control-allow-private-network"] == "true"
+    assert "access-control-allow-credentials" not in preflight.headers
+    reply = httpx.post(
+        f"{url}/v1/chat/completions", json=CHAT, headers={"Origin": "vscode-webview://abc123"}
+    )
+    assert reply.status_code == 200
+    assert reply.headers["access-control-allow-origin"] == "vscode-webview://abc123"
+    assert reply.headers["vary"] == "Origin"
+    other = httpx.get(f"{url}/v1/models", headers={"Origin": "https://app.example.evil"})
+    assert other.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("content_type", "status"),
+    [
+        ("text/plain", 415),
+        ("multipart/form-data; boundary=x", 415),
+        ("application/json; charset=utf-8", 200),
+        ("application/x-www-form-urlencoded", 200),
+    ],
+)
+def test_only_json_bodies_are_accepted(url: str, content_type: str, status: int) -> None:
+    import json
+
+    response = httpx.post(
+        f"{url}/v1/chat/completions",
+        content=json.dumps(CHAT),
+        headers={"Content-Type": content_type},
+    )
+    assert response.status_code == status
+
+
+def test_oversized_and_compressed_bodies_are_refused_before_parsing(
+    serve: ServerFactory, tiny_model: Path
+) -> None:
+    url = base_url(serve(tiny_model, max_body_bytes=4096))
+    big = {"messages": [{"role": "user", "content": "x" * 10_000}]}
+    response = httpx.post(f"{url}/v1/chat/completions", json=big)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "body_too_large"
+
+    def chunks() -> object:
+        yield b'{"messages": [{"role": "user", "content": "'
+        for _ in range(10):
+            yield b"x" * 1000
+        yield b'"}]}'
+
+    streamed = httpx.post(
+        f"{url}/api/chat", content=chunks(), headers={"Content-Type": "application/json"}
+    )  # type: ignore[arg-type]
+    assert streamed.status_code == 413
+    assert set(streamed.json()) == {"error"}
+    gzipped = httpx.post(
+        f"{url}/v1/chat/completions",
+        content=b"\x1f\x8b" + b"\0" * 20,
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert gzipped.status_code == 415
+    assert httpx.post(f"{url}/v1/chat/completions", json=CHAT).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer"}, 401),
+        ({"Authorization": "Bearer  s3cret"}, 401),
+        ({"Authorization": "Bearer wrong"}, 401),
+        ({"Authorization": "Bearer s3cretX"}, 401),
+        ({"Authorization": "Basic s3cret"}, 401),
+        ({"Authorization": "Bearer s3cret"}, 200),
+        ({"Authorization": "bearer s3cret"}, 200),
+        ({"X-Api-Key": "s3cret"}, 200),
+    ],
+)
+def test_api_key_variants(
+    serve: ServerFactory, tiny_model: Path, headers: dict[str, str], status: int
+) -> None:
+    url = base_url(serve(tiny_model, api_key="s3cret"))
+    assert httpx.get(f"{url}/api/tags", headers=headers).status_code == status
+    assert httpx.get(f"{url}/v1/models?api_key=s3cret").status_code == 401
+    assert httpx.get(f"{url}/health").status_code == 200
+
+
+def test_any_bearer_is_accepted_without_a_key(url: str) -> None:
+    for value in ("Bearer undefined", "Bearer", "Bearer x"):
+        assert httpx.get(f"{url}/v1/models", headers={"Authorization": value}).status_code == 200
+
+
+def test_a_template_that_tries_to_escape_the_sandbox_renders_nothing_harmful(
+    serve: ServerFactory, tmp_path: Path
+) -> None:
+    from tests.fixtures.tiny_llama import write_tiny_llama
+
+    canary = tmp_path / "pwned"
+    payload = (
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}"
+        "{{ cycler.__init__.__globals__.os.popen('touch " + str(canary) + "').read() }}"
+        "{% for m in messages %}{{ m.content }}{% endfor %}"
+    )
+    model = write_tiny_llama(tmp_path / "hostile.gguf", chat_template=payload)
+    url = base_url(serve(model))
+    response = httpx.post(f"{url}/v1/chat/completions", json=CHAT)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "chat_template_error"
+    ollama_side = httpx.post(f"{url}/api/chat", json={"model": "hostile", **CHAT, "stream": False})
+    assert ollama_side.status_code == 400
+    assert not canary.exists()
+    # still serving
+    assert (
+        httpx.post(f"{url}/v1/completions", json={"prompt": "a", "max_tokens": 1}).status_code
+        == 200
+    )
+
+
+def test_the_request_log_records_each_request(serve: ServerFactory, tiny_model: Path) -> None:
+    services = serve(tiny_model)
+    url = base_url(services)
+    seen: list[RequestRecord] = []
+    unsubscribe = services.request_log.subscribe(seen.append)
+    httpx.post(f"{url}/v1/chat/completions", json=CHAT, headers={"User-Agent": "Continue/1.0"})
+    body = {**CHAT, "stream": True}
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
+        response.read()
+    httpx.get(f"{url}/v1/models", headers={"Host": "evil.example"})
+    unsubscribe()
+    httpx.get(f"{url}/api/tags")
+    assert [(r.path, r.status) for r in seen] == [
+        ("/v1/chat/completions", 200),
+        ("/v1/chat/completions", 200),
+        ("/v1/models", 403),
+    ]
+    first, streamed, refused = seen
+    assert first.client == "Continue"
+    assert first.model == "tiny-chatml"
+    assert first.prompt_tokens is not None
+    assert first.completion_tokens is not None
+    assert first.completion_tokens <= 2
+    assert streamed.completion_tokens is not None
+    assert refused.model is None
+    assert first.duration_s >= 0
+    assert len(services.request_log.records()) == 4
+
+
+def test_the_request_log_is_bounded_and_survives_a_broken_subscriber() -> None:
+    log = RequestLog(capacity=3)
+
+    def broken(_record: RequestRecord) -> None:
+        raise RuntimeError("view crashed")
+
+    log.subscribe(broken)
+    from datetime import UTC, datetime
+
+    for i in range(5):
+        log.add(
+            RequestRecord(
+                datetime.now(UTC), "x", "127.0.0.1", "GET", f"/{i}", None, None, None, 0.0, 200
+            )
+        )
+    assert [r.path for r in log.records()] == ["/2", "/3", "/4"]
+
+
+def test_the_ollama_port_is_offered_only_when_free() -> None:
+    if not port_is_free("127.0.0.1", OLLAMA_PORT):
+        assert offer_port(fallback=8765) == 8765
+        return
+    assert offer_port() == OLLAMA_PORT
+    holder = socket.create_server(("127.0.0.1", OLLAMA_PORT))
+    try:
+        assert not port_is_free("127.0.0.1", OLLAMA_PORT)
+        assert offer_port(fallback=8765) == 8765
+    finally:
+        holder.close()
+
+
+def test_subscribers_are_called_from_the_server_thread(
+    serve: ServerFactory, tiny_model: Path
+) -> None:
+    services = serve(tiny_model)
+    threads: list[str] = []
+    services.request_log.subscribe(lambda _r: threads.append(threading.current_thread().name))
+    httpx.get(f"{base_url(services)}/health")
+    assert threads == ["http-server"]
