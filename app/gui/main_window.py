@@ -23,6 +23,7 @@ from app.gui.desktop import Desktop
 from app.gui.icons import icon
 from app.gui.library.library_page import LibraryPage
 from app.gui.model_loader import LoadedModel
+from app.gui.server.server_page import ServerPage
 from app.gui.status_bar import StatusBar
 
 DEFAULT_SIZE = QSize(1180, 760)
@@ -48,6 +49,7 @@ class MainWindow(QMainWindow):
         self.desktop = desktop
         self._shut_down = False
 
+        self.status = StatusBar(desktop)
         self.chat = ChatPage(desktop)
         self._pages = [_Page("chat", "Chat", "chat", self.chat), *self._more_pages()]
 
@@ -70,7 +72,6 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.navigation)
         layout.addWidget(self.stack, 1)
         self.setCentralWidget(central)
-        self.status = StatusBar(desktop)
         self.setStatusBar(self.status)
         self._menus()
         self.tray = self._tray()
@@ -82,7 +83,13 @@ class MainWindow(QMainWindow):
         """The pages after Chat, in the sidebar's order."""
         desktop = self.desktop
         self.library = LibraryPage(desktop)
-        return [_Page("library", "Library", "library", self.library)]
+        self.server = ServerPage(desktop)
+        self.server.server_started.connect(self.status.set_server_url)
+        self.server.server_stopped.connect(lambda: self.status.set_server_url(None))
+        return [
+            _Page("library", "Library", "library", self.library),
+            _Page("server", "Server", "server", self.server),
+        ]
 
     # -- navigation ----------------------------------------------------------------------------
 

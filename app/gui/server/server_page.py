@@ -1,0 +1,342 @@
+"""The Server page: start/stop the endpoint, its address and access rules, requests, client setup.
+
+Starting binds the socket on a worker (a busy port is an error shown in words); LAN access is
+only offered with an API key, as the server itself insists. The request log is the server's own
+(``services.request_log``), relayed from the HTTP thread.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QCheckBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.errors import ConfigError
+from app.core.server.app import ServerConfig
+from app.core.server.request_log import RequestLog, RequestRecord
+from app.core.server.runner import ServerRunner
+from app.gui.desktop import Desktop
+from app.gui.errors import show_error
+from app.gui.model_loader import LoadedModel
+from app.gui.server.client_snippets import Endpoint, snippets
+
+LOG_COLUMNS = ("Time", "Client", "Request", "Model", "Tokens in / out", "Duration", "Status")
+MAX_ROWS = 500
+
+
+class RequestRelay(QObject):
+    """The server's request log (HTTP thread) as a GUI-thread signal."""
+
+    request_logged = Signal(object)  # RequestRecord
+
+    def __init__(self, log: RequestLog, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._unsubscribe = log.subscribe(self.request_logged.emit)
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+
+class ServerPage(QWidget):
+    server_started = Signal(str)  # URL
+    server_stopped = Signal()
+
+    def __init__(self, desktop: Desktop, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("serverPage")
+        self._desktop = desktop
+        settings = desktop.services.settings.server
+
+        self.state = QLabel()
+        self.state.setObjectName("serverState")
+        self.state.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.start_button = QPushButton("Start server")
+        self.start_button.setObjectName("startServer")
+        self.start_button.clicked.connect(self._on_start_button_clicked)
+        self.copy_url = QPushButton("Copy URL")
+        self.copy_url.clicked.connect(self._on_copy_url_clicked)
+
+        self.port = QSpinBox()
+        self.port.setRange(0, 65535)
+        self.port.setSpecialValueText("any free port")
+        self.port.setValue(settings.port)
+        self.lan = QCheckBox("Allow other devices on my network (needs an API key)")
+        self.lan.setChecked(settings.host not in ("127.0.0.1", "localhost", "::1"))
+        self.api_key = QLineEdit()
+        self.api_key.setPlaceholderText("none: loopback only")
+        self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
+        generate = QPushButton("Generate")
+        generate.clicked.connect(self._on_generate_clicked)
+        reveal = QCheckBox("Show")
+        reveal.toggled.connect(
+            lambda on: self.api_key.setEchoMode(
+                QLineEdit.EchoMode.Normal if on else QLineEdit.EchoMode.Password
+            )
+        )
+        key_row = QHBoxLayout()
+        key_row.addWidget(self.api_key, 1)
+        key_row.addWidget(reveal)
+        key_row.addWidget(generate)
+        self.cors = QLineEdit(", ".join(settings.cors_origins))
+        self.cors.setPlaceholderText("none (browsers on other sites are refused)")
+        self.cors.setToolTip("Web origins allowed to call the endpoint, e.g. http://localhost:3000")
+        self.api_key.textChanged.connect(self._update_controls)
+        self.lan.toggled.connect(self._update_controls)
+
+        form = QFormLayout()
+        form.addRow("Port", self.port)
+        form.addRow("", self.lan)
+        form.addRow("API key", key_row)
+        form.addRow("CORS origins", self.cors)
+        top = QHBoxLayout()
+        top.addWidget(self.state, 1)
+        top.addWidget(self.copy_url)
+        top.addWidget(self.start_button)
+        settings_box = QGroupBox("Endpoint")
+        box = QVBoxLayout(settings_box)
+        box.addLayout(top)
+        box.addLayout(form)
+
+        self.log = QTableWidget(0, len(LOG_COLUMNS))
+        self.log.setObjectName("requestLog")
+        self.log.setHorizontalHeaderLabels(LOG_COLUMNS)
+        self.log.verticalHeader().hide()
+        self.log.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.log.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.log.setShowGrid(False)
+        self.log.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        log_box = QGroupBox("Requests (measured)")
+        QVBoxLayout(log_box).addWidget(self.log)
+
+        self.snippets = QTabWidget()
+        self.snippets.setObjectName("clientSnippets")
+        self._snippet_views: dict[str, QPlainTextEdit] = {}
+        snippets_box = QGroupBox("Connect your tools")
+        QVBoxLayout(snippets_box).addWidget(self.snippets)
+
+        lower = QSplitter(Qt.Orientation.Vertical)
+        lower.addWidget(log_box)
+        lower.addWidget(snippets_box)
+        lower.setSizes([260, 300])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 8, 16, 12)
+        layout.addWidget(QLabel("<h2>Server</h2>"))
+        layout.addWidget(settings_box)
+        layout.addWidget(lower, 1)
+
+        self._relay = RequestRelay(desktop.services.request_log, self)
+        self._relay.request_logged.connect(self._on_relay_request_logged)
+        for record in desktop.services.request_log.records():
+            self._on_relay_request_logged(record)
+        desktop.loader.model_loaded.connect(self._on_loader_model_loaded)
+        self._busy = False
+        self._show_state()
+        self._fill_snippets()
+        self.api_key.textChanged.connect(self._fill_snippets)
+
+    # -- start and stop ------------------------------------------------------------------------
+
+    @property
+    def runner(self) -> ServerRunner | None:
+        return self._desktop.services.server
+
+    def config(self) -> ServerConfig:
+        key = self.api_key.text().strip() or None
+        origins = tuple(o.strip() for o in self.cors.text().split(",") if o.strip())
+        host = "0.0.0.0" if self.lan.isChecked() else "127.0.0.1"
+        return ServerConfig(host=host, port=self.port.value(), api_key=key, cors_origins=origins)
+
+    def start(self) -> None:
+        if self._busy or self.runner is not None:
+            return
+        config = self.config()
+        if config.host != "127.0.0.1" and not config.api_key:
+            show_error(self, ConfigError("LAN access needs an API key: generate one first"))
+            return
+        self._save_settings(config)
+        self._set_busy("Starting…")
+        services = self._desktop.services
+        self._desktop.bridge.run(
+            lambda: services.start_server(config), self._on_started, self._on_failed, owner=self
+        )
+
+    def stop(self) -> None:
+        runner = self.runner
+        if self._busy or runner is None:
+            return
+        self._set_busy("Stopping…")
+        services = self._desktop.services
+
+        def stop_now() -> None:
+            runner.stop()
+            if services.server is runner:
+                services.server = None
+
+        self._desktop.bridge.run(stop_now, self._on_stopped, self._on_failed, owner=self)
+
+    def _on_start_button_clicked(self) -> None:
+        if self.runner is None:
+            self.start()
+        else:
+            self.stop()
+
+    def _on_started(self, runner: ServerRunner) -> None:
+        self._busy = False
+        self._show_state()
+        self._fill_snippets()
+        self.server_started.emit(runner.url)
+
+    def _on_stopped(self, _none: object) -> None:
+        self._busy = False
+        self._show_state()
+        self._fill_snippets()
+        self.server_stopped.emit()
+
+    def _on_failed(self, exc: BaseException) -> None:
+        self._busy = False
+        self._show_state()
+        show_error(self, exc)
+
+    def _set_busy(self, text: str) -> None:
+        self._busy = True
+        self.state.setText(text)
+        self.start_button.setEnabled(False)
+
+    def _save_settings(self, config: ServerConfig) -> None:
+        services = self._desktop.services
+        server = services.settings.server
+        server.port = config.port if config.port else server.port
+        server.host = config.host
+        server.cors_origins = list(config.cors_origins)
+        services.settings_store.save(services.settings)
+
+    def _show_state(self) -> None:
+        runner = self.runner
+        running = runner is not None
+        if runner is not None:
+            where = "on your network" if self.lan.isChecked() else "on this machine only"
+            self.state.setText(
+                f"<b>Serving</b> at <a href='{runner.url}/v1/models'>{runner.url}/v1</a> ({where}); "
+                f"Ollama clients use {runner.url}"
+            )
+            self.state.setOpenExternalLinks(True)
+        else:
+            self.state.setText("<b>Stopped.</b> The endpoint speaks the OpenAI and Ollama APIs.")
+        self.start_button.setText("Stop server" if running else "Start server")
+        self.start_button.setEnabled(True)
+        self.copy_url.setEnabled(running)
+        for widget in (self.port, self.lan, self.api_key, self.cors):
+            widget.setEnabled(not running)
+        self._update_controls()
+
+    def _update_controls(self) -> None:
+        needs_key = self.lan.isChecked() and not self.api_key.text().strip()
+        if self.runner is None and not self._busy:
+            self.start_button.setEnabled(not needs_key)
+            self.start_button.setToolTip("Set an API key to allow LAN access" if needs_key else "")
+
+    def _on_generate_clicked(self) -> None:
+        self.api_key.setText("hf-" + secrets.token_urlsafe(24))
+
+    def _on_copy_url_clicked(self) -> None:
+        if self.runner is not None:
+            QGuiApplication.clipboard().setText(f"{self.runner.url}/v1")
+
+    # -- request log ---------------------------------------------------------------------------
+
+    def _on_relay_request_logged(self, record: RequestRecord) -> None:
+        if self.log.rowCount() >= MAX_ROWS:
+            self.log.removeRow(self.log.rowCount() - 1)
+        self.log.insertRow(0)
+        tokens = (
+            "–"
+            if record.prompt_tokens is None and record.completion_tokens is None
+            else f"{record.prompt_tokens or 0:,} / {record.completion_tokens or 0:,}"
+        )
+        cells = (
+            record.at.astimezone().strftime("%H:%M:%S"),
+            record.client,
+            f"{record.method} {record.path}",
+            record.model or "–",
+            tokens,
+            f"{record.duration_s * 1000:,.0f} ms"
+            if record.duration_s < 10
+            else f"{record.duration_s:,.1f} s",
+            str(record.status),
+        )
+        for column, text in enumerate(cells):
+            item = QTableWidgetItem(text)
+            if column == 6 and record.status >= 400:
+                item.setForeground(Qt.GlobalColor.red)
+            self.log.setItem(0, column, item)
+
+    # -- snippets ------------------------------------------------------------------------------
+
+    def _on_loader_model_loaded(self, _loaded: LoadedModel) -> None:
+        self._fill_snippets()
+
+    def _fill_snippets(self) -> None:
+        loaded = self._desktop.loader.current
+        runner = self.runner
+        port = (runner.port if runner else None) or self.port.value() or 8080
+        endpoint = Endpoint(
+            base_url=runner.url if runner else f"http://127.0.0.1:{port}",
+            model=loaded.info.model_id if loaded else "<model>",
+            api_key=self.api_key.text().strip() or None,
+            n_ctx=loaded.info.n_ctx if loaded else 4096,
+        )
+        current = self.snippets.currentIndex()
+        for snippet in snippets(endpoint):
+            view = self._snippet_views.get(snippet.client)
+            if view is None:
+                page = QWidget()
+                view = QPlainTextEdit()
+                view.setReadOnly(True)
+                view.setObjectName(f"snippet-{snippet.client}")
+                copy = QPushButton("Copy")
+                copy.clicked.connect(lambda _=False, v=view: self._copy_snippet(v))
+                where = QLabel()
+                where.setObjectName("where")
+                row = QHBoxLayout()
+                row.addWidget(where, 1)
+                row.addWidget(copy)
+                column = QVBoxLayout(page)
+                column.addLayout(row)
+                column.addWidget(view)
+                self.snippets.addTab(page, snippet.client)
+                self._snippet_views[snippet.client] = view
+            parent = view.parentWidget()
+            label = parent.findChild(QLabel, "where") if parent else None
+            if label is not None:
+                label.setText(f"Paste into {snippet.where}")
+            view.setPlainText(snippet.text)
+        self.snippets.setCurrentIndex(max(current, 0))
+
+    def snippet_text(self, client: str) -> str:
+        return self._snippet_views[client].toPlainText()
+
+    def _copy_snippet(self, view: QPlainTextEdit) -> None:
+        QGuiApplication.clipboard().setText(view.toPlainText())
+
+    def shutdown(self) -> None:
+        self._relay.close()

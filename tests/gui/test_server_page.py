@@ -1,0 +1,67 @@
+"""The Server page starts and stops a real endpoint (port 0) and logs the requests it serves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from app.gui.main_window import MainWindow
+from tests.gui.conftest import LoadModel
+
+
+def test_start_serve_log_and_stop(
+    qtbot: QtBot, window: MainWindow, load_model: LoadModel, tiny_model: Path
+) -> None:
+    load_model(tiny_model)
+    page = window.server
+    page.port.setValue(0)  # any free port
+    with qtbot.waitSignal(page.server_started, timeout=20_000) as started:
+        qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
+    url = started.args[0]
+    assert url.startswith("http://127.0.0.1:")
+    assert "Serving" in page.state.text()
+    assert "Serving" in window.status.server.text()
+    assert f"apiBase: {url}/v1" in page.snippet_text("Continue")
+    assert "model: tiny-chatml" in page.snippet_text("Continue")
+
+    with qtbot.waitSignal(page._relay.request_logged, timeout=20_000):
+        response = httpx.post(
+            f"{url}/v1/chat/completions",
+            json={"model": "tiny-chatml", "messages": [{"role": "user", "content": "Hi"}],
+                  "max_tokens": 4},
+            headers={"User-Agent": "aider/0.80"},
+            timeout=20,
+        )  # fmt: skip
+    assert response.status_code == 200
+    row = [page.log.item(0, c).text() for c in range(page.log.columnCount())]
+    assert row[1] == "Aider"
+    assert row[2] == "POST /v1/chat/completions"
+    assert row[6] == "200"
+
+    with qtbot.waitSignal(page.server_stopped, timeout=20_000):
+        qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
+    assert window.desktop.services.server is None
+    assert window.status.server.text() == "Server off"
+    try:
+        httpx.get(f"{url}/health", timeout=2)
+        refused = False
+    except httpx.TransportError:
+        refused = True
+    assert refused
+
+
+def test_lan_access_needs_an_api_key(qtbot: QtBot, window: MainWindow) -> None:
+    page = window.server
+    page.lan.setChecked(True)
+    assert not page.start_button.isEnabled()
+    qtbot.mouseClick(
+        page.findChild(type(page.start_button), "startServer"), Qt.MouseButton.LeftButton
+    )
+    assert window.desktop.services.server is None
+    page.api_key.setText("sekrit")
+    assert page.start_button.isEnabled()
+    assert page.config().host == "0.0.0.0"
+    assert "export OPENAI_API_KEY=sekrit" in page.snippet_text("Aider")
