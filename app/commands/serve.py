@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
             port=settings.server.port if args.port is None else args.port,
             api_key=args.api_key,
             cors_origins=tuple(settings.server.cors_origins),
+            allowed_hosts=tuple(settings.server.allowed_hosts),
+            max_body_bytes=settings.server.max_body_bytes,
         )
         runner = services.start_server(config)
         # One line on stdout, so scripts can read the URL.

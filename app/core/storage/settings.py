@@ -22,6 +22,9 @@ class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     cors_origins: list[str] = Field(default_factory=list)
+    # Host names besides localhost and loopback that clients may use (e.g. this machine's LAN name).
+    allowed_hosts: list[str] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=20 * 2**20, ge=1024)
 
 
 class EngineSettings(BaseModel):
