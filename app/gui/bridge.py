@@ -64,7 +64,15 @@ class Bridge(QObject):
         on_error: ErrorSlot | None = None,
         owner: QObject | None = None,
     ) -> Future[T]:
-        """Run blocking ``work`` on the pool; deliver its outcome like :meth:`watch`."""
+        """Run blocking ``work`` on the pool; deliver its outcome like :meth:`watch`.
+
+        After :meth:`close` (the app is quitting) nothing runs: the Future comes back cancelled
+        and no callback is called.
+        """
+        if self._closed:
+            dropped: Future[T] = Future()
+            dropped.cancel()
+            return dropped
         future = self._pool.submit(work)
         self.watch(future, on_result, on_error, owner)
         return future

@@ -17,14 +17,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.downloads.manager import DownloadRequest
 from app.gui.about import AboutDialog
 from app.gui.chat.chat_page import ChatPage
 from app.gui.desktop import Desktop
+from app.gui.discover.discover_page import DiscoverPage
+from app.gui.downloads.downloads_page import DownloadsPage
+from app.gui.hardware.hardware_page import HardwarePage
 from app.gui.icons import icon
 from app.gui.library.library_page import LibraryPage
 from app.gui.model_loader import LoadedModel
 from app.gui.server.server_page import ServerPage
 from app.gui.status_bar import StatusBar
+from app.gui.usage.usage_page import UsagePage
 
 DEFAULT_SIZE = QSize(1180, 760)
 
@@ -82,14 +87,28 @@ class MainWindow(QMainWindow):
     def _more_pages(self) -> list[_Page]:
         """The pages after Chat, in the sidebar's order."""
         desktop = self.desktop
+        self.discover = DiscoverPage(desktop)
+        self.downloads = DownloadsPage(desktop)
         self.library = LibraryPage(desktop)
         self.server = ServerPage(desktop)
+        self.usage = UsagePage(desktop)
+        self.hardware = HardwarePage(desktop)
+        self.discover.download_requested.connect(self._on_discover_download_requested)
+        self.downloads.download_finished.connect(lambda _result: self.library.refresh())
         self.server.server_started.connect(self.status.set_server_url)
         self.server.server_stopped.connect(lambda: self.status.set_server_url(None))
         return [
+            _Page("discover", "Discover", "discover", self.discover),
+            _Page("downloads", "Downloads", "downloads", self.downloads),
             _Page("library", "Library", "library", self.library),
             _Page("server", "Server", "server", self.server),
+            _Page("usage", "Usage", "usage", self.usage),
+            _Page("hardware", "Hardware", "hardware", self.hardware),
         ]
+
+    def _on_discover_download_requested(self, request: DownloadRequest) -> None:
+        self.downloads.start(request)
+        self.statusBar().showMessage(f"Downloading {request.repo_id}: see Downloads", 5000)
 
     # -- navigation ----------------------------------------------------------------------------
 

@@ -1,0 +1,307 @@
+"""The Discover page: suggestions for this machine, the catalog and Hub search, variants with fit
+verdicts, expected speed and size, and a download button.
+
+Every figure here is an estimate (from the catalog or a file's header, and the hardware profile);
+the page says so. Hub calls run on a worker; offline, the page says that in words.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.catalog.calibration import Correction
+from app.core.catalog.catalog import CatalogEntry, load_catalog
+from app.core.catalog.hub import HubRepo
+from app.core.catalog.recommend import Verdict, recommend
+from app.core.catalog.remote_gguf import variants_for_repo
+from app.core.downloads.manager import DownloadRequest
+from app.core.errors import RepoNotFound
+from app.core.hardware.profile import HardwareProfile
+from app.gui.desktop import Desktop
+from app.gui.discover.suggestions import SUGGESTION_CTX, Suggestion, suggest, verdicts_for
+from app.gui.errors import show_error, user_message
+from app.gui.library.load_dialog import gib
+
+COLUMNS = ("", "Quant", "Size", "Runs as", "Speed", "Quality loss", "Why")
+ROLE = Qt.ItemDataRole.UserRole
+
+
+class DiscoverPage(QWidget):
+    download_requested = Signal(object)  # DownloadRequest
+    verdicts_shown = Signal(str)  # the model shown
+    suggestions_shown = Signal(int)
+
+    def __init__(self, desktop: Desktop, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("discoverPage")
+        self._desktop = desktop
+        self._profile: HardwareProfile | None = None
+        self._correction: Correction | None = None
+        self._verdicts: list[Verdict] = []
+        self._repo: str | None = None
+        self._entries = load_catalog()
+
+        self.suggestions = QGroupBox("Suggested for this machine")
+        self.suggestions.setObjectName("suggestions")
+        self._suggestion_row = QHBoxLayout(self.suggestions)
+        self._suggestion_row.addWidget(QLabel("Looking at this machine…"))
+
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search the Hugging Face Hub for GGUF models…")
+        self.search.returnPressed.connect(self._on_search_return_pressed)
+        self.models = QListWidget()
+        self.models.setObjectName("discoverModels")
+        self.models.currentItemChanged.connect(self._on_models_current_item_changed)
+        self.search_state = QLabel()
+        self.search_state.setWordWrap(True)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.search)
+        left_layout.addWidget(self.search_state)
+        left_layout.addWidget(self.models, 1)
+
+        self.title = QLabel()
+        self.title.setWordWrap(True)
+        self.title.setTextFormat(Qt.TextFormat.RichText)
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setObjectName("variants")
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setShowGrid(False)
+        self.table.horizontalHeader().setSectionResizeMode(6, QHeaderView.ResizeMode.Stretch)
+        self.table.itemSelectionChanged.connect(self._update_buttons)
+        self.basis = QLabel(
+            "<small>Sizes from the catalog or the Hub; memory, speed and fit are estimated "
+            f"for {SUGGESTION_CTX:,} tokens of context on this machine.</small>"
+        )
+        self.basis.setWordWrap(True)
+        self.download_button = QPushButton("Download")
+        self.download_button.setObjectName("downloadVariant")
+        self.download_button.clicked.connect(self._on_download_button_clicked)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.basis, 1)
+        buttons.addWidget(self.download_button)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.title)
+        right_layout.addWidget(self.table, 1)
+        right_layout.addLayout(buttons)
+
+        splitter = QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setSizes([280, 700])
+        splitter.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 8, 16, 12)
+        layout.addWidget(QLabel("<h2>Discover</h2>"))
+        layout.addWidget(self.suggestions)
+        layout.addWidget(splitter, 1)
+
+        for entry in self._entries:
+            item = QListWidgetItem(f"{entry.name}  ·  {entry.params_b:g}B")
+            item.setData(ROLE, ("catalog", entry.id))
+            item.setToolTip(entry.use)
+            self.models.addItem(item)
+        self._update_buttons()
+        desktop.bridge.watch(
+            desktop.hardware_profile(), self._on_profile_detected, self._on_failed, owner=self
+        )
+
+    # -- machine and suggestions ---------------------------------------------------------------
+
+    def _on_profile_detected(self, profile: HardwareProfile) -> None:
+        self._profile = profile
+        calibration = self._desktop.services.fit_feedback.calibration
+        entries = self._entries
+
+        def work() -> tuple[Correction | None, list[Suggestion]]:
+            correction = calibration.correction()
+            return correction, suggest(entries, profile, correction)
+
+        self._desktop.bridge.run(work, self._on_suggested, self._on_failed, owner=self)
+
+    def _on_suggested(self, found: tuple[Correction | None, list[Suggestion]]) -> None:
+        self._correction, suggestions = found
+        while self._suggestion_row.count():
+            taken = self._suggestion_row.takeAt(0)
+            widget = taken.widget() if taken else None
+            if widget is not None:
+                widget.deleteLater()
+        if not suggestions:
+            self._suggestion_row.addWidget(
+                QLabel("No catalog model runs at a readable speed here; the starter model does.")
+            )
+        for suggestion in suggestions:
+            self._suggestion_row.addWidget(self._card(suggestion), 1)
+        if self.models.currentRow() < 0 and self.models.count():
+            self.models.setCurrentRow(0)
+        self.suggestions_shown.emit(len(suggestions))
+
+    def _card(self, suggestion: Suggestion) -> QWidget:
+        card = QWidget()
+        card.setObjectName("suggestionCard")
+        text = QLabel(
+            f"<b>{suggestion.entry.name}</b> ({suggestion.entry.params_b:g}B)<br>"
+            f"<small>{suggestion.reason}</small>"
+        )
+        text.setWordWrap(True)
+        show = QPushButton("Show")
+        show.clicked.connect(lambda _=False, e=suggestion.entry: self._select_catalog(e.id))
+        row = QHBoxLayout(card)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(text, 1)
+        row.addWidget(show)
+        return card
+
+    def _select_catalog(self, entry_id: str) -> None:
+        for row in range(self.models.count()):
+            if self.models.item(row).data(ROLE) == ("catalog", entry_id):
+                self.models.setCurrentRow(row)
+
+    # -- a model's variants --------------------------------------------------------------------
+
+    def _on_models_current_item_changed(self, item: QListWidgetItem | None, _old: object) -> None:
+        if item is None or self._profile is None:
+            return
+        kind, key = item.data(ROLE)
+        profile, correction = self._profile, self._correction
+        if kind == "catalog":
+            entry = next(e for e in self._entries if e.id == key)
+            self._repo = entry.repo
+            self._show_title(entry)
+            self._show_verdicts(entry.name, verdicts_for(entry, profile, correction))
+            return
+        self._repo = key
+        self.title.setText(f"<h3>{key}</h3>Reading each variant's header from the Hub…")
+        self.table.setRowCount(0)
+        hub = self._desktop.hub
+
+        def work() -> list[Verdict]:
+            return recommend(
+                profile, variants_for_repo(key, hub), SUGGESTION_CTX, correction=correction
+            )
+
+        self._desktop.bridge.run(
+            work, lambda verdicts: self._show_verdicts(key, verdicts), self._on_hub_failed, self
+        )
+
+    def _show_title(self, entry: CatalogEntry) -> None:
+        active = f", {entry.active_params_b:g}B active (mixture of experts)" if entry.is_moe else ""
+        self.title.setText(
+            f"<h3>{entry.name}</h3>{entry.use}<br><small>{entry.params_b:g}B parameters{active}"
+            f" · licence: {entry.license} · {entry.repo or 'no GGUF repo known'}</small>"
+        )
+
+    def _show_verdicts(self, name: str, verdicts: list[Verdict]) -> None:
+        self._verdicts = verdicts
+        self.table.setRowCount(len(verdicts))
+        pick_row = 0
+        for row, v in enumerate(verdicts):
+            estimated_size = v.variant.size_basis.startswith("estimated")
+            size = ("~" if estimated_size else "") + gib(v.variant.file_size or 0)
+            speed = f"~{v.tokens_per_s:.0f} tok/s" if v.tokens_per_s else "–"
+            cells = ("★" if v.recommended else "", v.variant.quant, size, v.label, speed,
+                     v.quality.band, v.reason)  # fmt: skip
+            for column, text in enumerate(cells):
+                cell = QTableWidgetItem(text)
+                if column == 4:
+                    cell.setToolTip(v.speed_basis or "estimated")
+                if column == 2:
+                    cell.setToolTip(v.variant.size_basis)
+                if not v.fits:
+                    cell.setForeground(Qt.GlobalColor.gray)
+                self.table.setItem(row, column, cell)
+            if v.recommended:
+                pick_row = row
+        self.table.resizeColumnsToContents()
+        self.table.horizontalHeader().setSectionResizeMode(6, QHeaderView.ResizeMode.Stretch)
+        if verdicts:
+            self.table.selectRow(pick_row)
+        self._update_buttons()
+        self.verdicts_shown.emit(name)
+
+    def selected_verdict(self) -> Verdict | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self._verdicts[rows[0].row()] if rows and self._verdicts else None
+
+    def _update_buttons(self) -> None:
+        verdict = self.selected_verdict()
+        self.download_button.setEnabled(verdict is not None and self._repo is not None)
+        if verdict is not None and self._repo:
+            self.download_button.setText(f"Download {verdict.variant.quant}")
+        else:
+            self.download_button.setText("Download")
+
+    # -- search and download -------------------------------------------------------------------
+
+    def _on_search_return_pressed(self) -> None:
+        query = self.search.text().strip()
+        if not query:
+            return
+        self.search_state.setText(f"Searching the Hub for “{query}”…")
+        hub = self._desktop.hub
+        self._desktop.bridge.run(
+            lambda: hub.search(query), self._on_searched, self._on_hub_failed, owner=self
+        )
+
+    def _on_searched(self, repos: list[HubRepo]) -> None:
+        for row in reversed(range(self.models.count())):
+            if self.models.item(row).data(ROLE)[0] == "hub":
+                self.models.takeItem(row)
+        for repo in repos:
+            item = QListWidgetItem(f"{repo.repo_id}  ·  {repo.downloads:,} downloads")
+            item.setData(ROLE, ("hub", repo.repo_id))
+            self.models.insertItem(0, item)
+        self.search_state.setText(f"{len(repos)} results on the Hub" if repos else "No results.")
+
+    def _on_download_button_clicked(self) -> None:
+        verdict = self.selected_verdict()
+        repo = self._repo
+        if verdict is None or repo is None:
+            return
+        hub = self._desktop.hub
+        quant, files = verdict.variant.quant, verdict.variant.files
+
+        def find() -> DownloadRequest:
+            for variant in hub.variants(repo):
+                paths = tuple(f.path for f in variant.files)
+                if variant.complete and (paths == files or (not files and variant.quant == quant)):
+                    return DownloadRequest(repo, variant.files)
+            raise RepoNotFound(f"{repo} has no complete {quant} GGUF")
+
+        self.download_button.setEnabled(False)
+        self._desktop.bridge.run(find, self._on_request_ready, self._on_hub_failed, owner=self)
+
+    def _on_request_ready(self, request: DownloadRequest) -> None:
+        self._update_buttons()
+        self.download_requested.emit(request)
+
+    def _on_hub_failed(self, exc: BaseException) -> None:
+        self._update_buttons()
+        self.search_state.setText(user_message(exc))
+        show_error(self, exc)
+
+    def _on_failed(self, exc: BaseException) -> None:
+        show_error(self, exc)

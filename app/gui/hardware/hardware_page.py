@@ -1,0 +1,163 @@
+"""The Hardware page: what ``homefire hw`` finds, live memory use, and the planning profiles."""
+
+from __future__ import annotations
+
+import html
+
+import psutil
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.hardware.profile import HardwareProfile
+from app.core.hardware.profiles import list_profiles
+from app.gui.desktop import Desktop
+from app.gui.errors import show_error
+
+GIB = 2**30
+LIVE_MS = 1000
+THIS_MACHINE = "This machine (detected)"
+
+
+def describe(profile: HardwareProfile) -> str:
+    """A profile as rich text: every figure with where it comes from."""
+    cpu = profile.cpu
+    cores = f"{cpu.physical_cores or '?'} cores / {cpu.logical_cores or '?'} threads"
+    simd = ", ".join(cpu.simd) if cpu.simd else "none detected"
+    lines = [
+        f"<b>CPU</b>: {html.escape(cpu.brand)} ({cpu.arch or '?'}), {cores}; SIMD: {simd}",
+        f"<b>RAM</b>: {profile.ram_total_bytes / GIB:.1f} GiB"
+        + (
+            f", memory bandwidth {profile.ram_bandwidth_gbs:g} GB/s "
+            f"({html.escape(profile.ram_bandwidth_source or 'source unknown')})"
+            if profile.ram_bandwidth_gbs
+            else ""
+        ),
+    ]
+    if not profile.gpus:
+        lines.append("<b>GPU</b>: none found")
+    for gpu in profile.gpus:
+        usable = (
+            "usable by this llama.cpp build"
+            if gpu.usable_by_build
+            else (f"not usable: {html.escape(gpu.unusable_reason or 'no matching backend')}")
+        )
+        bandwidth = f", {gpu.memory_bandwidth_gbs:g} GB/s" if gpu.memory_bandwidth_gbs else ""
+        lines.append(
+            f"<b>GPU {gpu.index}</b>: {html.escape(gpu.name)}, "
+            f"{gpu.memory_total_bytes / GIB:.1f} GiB{bandwidth} ({gpu.backend or 'no backend'}, "
+            f"{usable})"
+        )
+    lines.append(f"<b>llama.cpp backends</b>: {', '.join(profile.backends)}"
+                 + (f" (llama-cpp-python {profile.llama_cpp_version})"
+                    if profile.llama_cpp_version else ""))  # fmt: skip
+    if profile.disk_free_bytes is not None:
+        lines.append(f"<b>Free disk for models</b>: {profile.disk_free_bytes / GIB:.1f} GiB")
+    for part in profile.absent:
+        lines.append(f"<i>{html.escape(part.part)} not read: {html.escape(part.reason)}</i>")
+    for source in profile.sources:
+        lines.append(f"<small>source: {html.escape(source)}</small>")
+    return "<br>".join(lines)
+
+
+class HardwarePage(QWidget):
+    profile_shown = Signal(str)
+
+    def __init__(self, desktop: Desktop, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("hardwarePage")
+        self._desktop = desktop
+        self._detected: HardwareProfile | None = None
+        self._profiles = {p.name: p for p in list_profiles(desktop.services.paths)}
+
+        self.chooser = QComboBox()
+        self.chooser.addItem(THIS_MACHINE)
+        self.chooser.addItems(sorted(self._profiles))
+        self.chooser.currentTextChanged.connect(self._on_chooser_current_text_changed)
+        self.details = QLabel("Detecting…")
+        self.details.setObjectName("hardwareDetails")
+        self.details.setWordWrap(True)
+        self.details.setTextFormat(Qt.TextFormat.RichText)
+        self.details.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        profile_box = QGroupBox("Profile")
+        box = QVBoxLayout(profile_box)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Plan for"))
+        row.addWidget(self.chooser, 1)
+        box.addLayout(row)
+        box.addWidget(self.details, 1)
+
+        self.ram_bar = QProgressBar()
+        self.ram_bar.setObjectName("ramBar")
+        self.ram_label = QLabel()
+        self.process_label = QLabel()
+        live = QGroupBox("Live (measured every second)")
+        live_layout = QVBoxLayout(live)
+        live_layout.addWidget(QLabel("RAM in use"))
+        live_layout.addWidget(self.ram_bar)
+        live_layout.addWidget(self.ram_label)
+        live_layout.addWidget(self.process_label)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 8, 16, 12)
+        layout.addWidget(QLabel("<h2>Hardware</h2>"))
+        layout.addWidget(live)
+        layout.addWidget(profile_box, 1)
+
+        self._process = psutil.Process()
+        self._timer = QTimer(self)
+        self._timer.setInterval(LIVE_MS)
+        self._timer.timeout.connect(self._on_timer_timeout)
+        self._timer.start()
+        self._on_timer_timeout()
+        desktop.bridge.watch(
+            desktop.hardware_profile(), self._on_profile_detected, self._on_failed, owner=self
+        )
+
+    def _on_profile_detected(self, profile: HardwareProfile) -> None:
+        self._detected = profile
+        if self.chooser.currentText() == THIS_MACHINE:
+            self._show(profile)
+
+    def _on_failed(self, exc: BaseException) -> None:
+        self.details.setText("This machine could not be read.")
+        show_error(self, exc)
+
+    def _on_chooser_current_text_changed(self, name: str) -> None:
+        profile = self._detected if name == THIS_MACHINE else self._profiles.get(name)
+        if profile is not None:
+            self._show(profile)
+
+    def _show(self, profile: HardwareProfile) -> None:
+        origin = {"detected": "detected on this machine", "builtin": "built-in planning profile",
+                  "user": "your planning profile"}[profile.source]  # fmt: skip
+        self.details.setText(
+            f"<i>{html.escape(profile.name)}: {origin}</i><br><br>" + describe(profile)
+        )
+        self.profile_shown.emit(profile.name)
+
+    def _on_timer_timeout(self) -> None:
+        memory = psutil.virtual_memory()
+        used = memory.total - memory.available
+        self.ram_bar.setRange(0, 1000)
+        self.ram_bar.setValue(round(used / memory.total * 1000))
+        self.ram_bar.setFormat(f"{used / GIB:.1f} of {memory.total / GIB:.1f} GiB")
+        self.ram_label.setText(f"{memory.available / GIB:.1f} GiB available")
+        try:
+            rss = self._process.memory_info().rss
+        except psutil.Error:
+            return
+        self.process_label.setText(
+            f"Homefire (with the loaded model): {rss / GIB:.2f} GiB resident"
+        )
+
+    def shutdown(self) -> None:
+        self._timer.stop()

@@ -1,0 +1,318 @@
+"""The Usage page: tokens counted, the API cost they avoided, electricity, break-even, CSV export.
+
+Figures come from the usage ledger (the engine counts every token: measured); dollar amounts are
+estimated at the reference APIs' list prices; electricity is measured where a meter exists and
+says "not measured" otherwise, never guessed.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.errors import AppError
+from app.core.usage.breakeven import break_even
+from app.core.usage.counts import UsageTotals
+from app.core.usage.ledger import UsageEvent, UsageLedger
+from app.core.usage.preferences import UsagePreferences, UsagePreferencesStore
+from app.core.usage.pricing import PriceTable, load_shipped, shipped_pricing_path
+from app.core.usage.report import UsageReport, build_report
+from app.gui.bridge import UsageRelay
+from app.gui.desktop import Desktop
+from app.gui.errors import show_error
+from app.gui.status_bar import local_midnight
+from app.gui.usage.bar_chart import DayBarChart
+
+RANGES = {"Today": 0, "Last 7 days": 7, "Last 30 days": 30, "All time": None}
+CSV_HEADER = (
+    "started_at", "ended_at", "source", "client", "model", "prompt_tokens",
+    "cached_prompt_tokens", "completion_tokens", "prompt_seconds", "decode_seconds",
+    "energy_joules", "finish_reason",
+)  # fmt: skip
+
+
+def money(value: Decimal | None) -> str:
+    if value is None:
+        return "–"
+    return f"${value:,.4f}" if abs(value) < 1 else f"${value:,.2f}"
+
+
+def export_csv(ledger: UsageLedger, path: Path, since: datetime | None) -> int:
+    """Every generation in range as one CSV row; returns the number of rows."""
+    records = ledger.records(since=since)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_HEADER)
+        for r in records:
+            writer.writerow((
+                r.started_at.isoformat(), r.ended_at.isoformat() if r.ended_at else "",
+                r.source, r.client, r.model, r.tokens.prompt, r.tokens.cached_prompt,
+                r.tokens.completion, r.prompt_seconds or "", r.decode_seconds or "",
+                r.energy_joules if r.energy_joules is not None else "", r.finish_reason or "",
+            ))  # fmt: skip
+    return len(records)
+
+
+class UsagePage(QWidget):
+    report_shown = Signal(object)  # UsageReport
+
+    def __init__(self, desktop: Desktop, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("usagePage")
+        self._desktop = desktop
+        self._ledger = desktop.services.ledger
+        self._store = UsagePreferencesStore.at(desktop.services.paths)
+        self._preferences = self._store.load()
+        self._report: UsageReport | None = None
+        try:
+            self._table: PriceTable | None = self._preferences.price_table(
+                load_shipped(shipped_pricing_path())
+            )
+        except AppError:
+            self._table = None
+
+        self.range = QComboBox()
+        self.range.addItems(list(RANGES))
+        self.range.setCurrentText("Last 30 days")
+        self.range.currentTextChanged.connect(lambda _t: self.refresh())
+        self.export_button = QPushButton("Export CSV…")
+        self.export_button.clicked.connect(self._on_export_button_clicked)
+        head = QHBoxLayout()
+        head.addWidget(QLabel("<h2>Usage</h2>"))
+        head.addStretch(1)
+        head.addWidget(self.range)
+        head.addWidget(self.export_button)
+
+        self.totals = QLabel()
+        self.totals.setObjectName("usageTotals")
+        self.totals.setWordWrap(True)
+        self.totals.setTextFormat(Qt.TextFormat.RichText)
+        self.chart = DayBarChart()
+        self.clients = self._breakdown_table("Client")
+        self.models = self._breakdown_table("Model")
+
+        self.hardware_cost = QDoubleSpinBox()
+        self.hardware_cost.setRange(0, 1_000_000)
+        self.hardware_cost.setPrefix("$")
+        self.hardware_cost.setDecimals(0)
+        self.hardware_cost.setValue(float(self._preferences.hardware_cost or 0))
+        self.kwh_price = QDoubleSpinBox()
+        self.kwh_price.setRange(0, 10)
+        self.kwh_price.setDecimals(3)
+        self.kwh_price.setPrefix("$")
+        self.kwh_price.setSuffix(" per kWh")
+        self.kwh_price.setValue(float(self._preferences.electricity_price_per_kwh or 0))
+        self.break_even = QLabel()
+        self.break_even.setObjectName("breakEven")
+        self.break_even.setWordWrap(True)
+        self.break_even.setTextFormat(Qt.TextFormat.RichText)
+        self.hardware_cost.valueChanged.connect(self._on_costs_changed)
+        self.kwh_price.valueChanged.connect(self._on_costs_changed)
+        calculator = QGroupBox("Break-even")
+        form = QFormLayout(calculator)
+        form.addRow("What the machine cost", self.hardware_cost)
+        form.addRow("Electricity", self.kwh_price)
+        form.addRow(self.break_even)
+
+        breakdowns = QHBoxLayout()
+        for title, table in (("By client", self.clients), ("By model", self.models)):
+            group = QGroupBox(title)
+            QVBoxLayout(group).addWidget(table)
+            breakdowns.addWidget(group)
+        breakdowns.addWidget(calculator)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 8, 16, 12)
+        layout.addLayout(head)
+        layout.addWidget(self.totals)
+        layout.addWidget(self.chart)
+        layout.addLayout(breakdowns, 1)
+
+        self._relay = UsageRelay(self._ledger, self)
+        self._relay.usage_recorded.connect(self._on_relay_usage_recorded)
+        self.refresh()
+
+    @staticmethod
+    def _breakdown_table(first: str) -> QTableWidget:
+        table = QTableWidget(0, 3)
+        table.setHorizontalHeaderLabels((first, "Tokens", "API cost avoided"))
+        table.verticalHeader().hide()
+        table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        table.setShowGrid(False)
+        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        return table
+
+    def since(self) -> datetime | None:
+        days = RANGES[self.range.currentText()]
+        if days is None:
+            return None
+        return local_midnight() - timedelta(days=max(days - 1, 0))
+
+    def refresh(self) -> None:
+        table = self._table
+        if table is None:
+            self.totals.setText("The price table is missing from this installation.")
+            return
+        preferences = self._current_preferences()
+        baselines = table.baselines(preferences.baselines)
+        since = self.since()
+        ledger = self._ledger
+
+        def work() -> UsageReport:
+            return build_report(
+                ledger, table, baselines, since=since, until=None,
+                now=datetime.now().astimezone(),
+                price_per_kwh=preferences.electricity_price_per_kwh,
+                hardware_cost=preferences.hardware_cost,
+            )  # fmt: skip
+
+        self._desktop.bridge.run(work, self._on_report_built, self._on_failed, owner=self)
+
+    def _on_report_built(self, report: UsageReport) -> None:
+        self._report = report
+        t = report.totals
+        lines = [
+            f"<b>{t.tokens.total:,}</b> tokens counted ({t.tokens.prompt:,} read, "
+            f"{t.tokens.completion:,} written) in {t.generations:,} replies (measured)",
+        ]
+        for s in report.savings:
+            lines.append(
+                f"<b>{money(s.cost_avoided)}</b> avoided vs {s.price.name} "
+                f"(estimated at list prices{f' as of {s.price.as_of}' if s.price.as_of else ''})"
+            )
+        e = report.electricity
+        if e.measured_kwh is None:
+            lines.append("Electricity: not measured on this machine (no energy meter readable)")
+        else:
+            cost = f", {money(e.cost)}" if e.cost is not None else " (set a price per kWh)"
+            lines.append(f"Electricity: {e.measured_kwh} kWh {e.status}{cost}")
+        self.totals.setText("<br>".join(lines))
+        self.chart.set_days(_days(report.by_day, report.since))
+        self._fill(self.clients, {
+            (k.client or "Homefire chat") if k.source == "chat" else k.client: v
+            for k, v in report.by_client.items()
+        }, report)  # fmt: skip
+        self._fill(self.models, dict(report.by_model), report)
+        self._show_break_even()
+        self.report_shown.emit(report)
+
+    def _fill(
+        self, table: QTableWidget, groups: dict[str, UsageTotals], report: UsageReport
+    ) -> None:
+        table.setRowCount(len(groups))
+        first = report.baselines[0].id if report.baselines else None
+        for row, (name, totals) in enumerate(
+            sorted(groups.items(), key=lambda kv: -kv[1].tokens.total)
+        ):
+            avoided = report.cost_avoided(totals).get(first) if first else None
+            for column, text in enumerate((name, f"{totals.tokens.total:,}", money(avoided))):
+                table.setItem(row, column, QTableWidgetItem(text))
+
+    # -- break-even ----------------------------------------------------------------------------
+
+    def _current_preferences(self) -> UsagePreferences:
+        cost = Decimal(str(round(self.hardware_cost.value())))
+        kwh = Decimal(str(round(self.kwh_price.value(), 3)))
+        return self._preferences.model_copy(update={
+            "hardware_cost": cost if cost > 0 else None,
+            "electricity_price_per_kwh": kwh if kwh > 0 else None,
+        })  # fmt: skip
+
+    def _on_costs_changed(self, _value: float) -> None:
+        self._preferences = self._current_preferences()
+        try:
+            self._store.save(self._preferences)
+        except OSError as exc:
+            show_error(self, AppError(f"cannot save the usage settings: {exc}"))
+        self._show_break_even()
+
+    def _show_break_even(self) -> None:
+        report = self._report
+        preferences = self._preferences
+        if report is None or not report.baselines:
+            return
+        if preferences.hardware_cost is None:
+            self.break_even.setText("Enter what the machine cost to see when it pays for itself.")
+            return
+        lines = [
+            f"<small>From the last 30 days: {report.monthly.tokens.total:,} tokens a month</small>"
+        ]
+        for price in report.baselines:
+            result = break_even(
+                preferences.hardware_cost, report.monthly, price,
+                preferences.electricity_price_per_kwh,
+            )  # fmt: skip
+            months = result.months_net or result.months_gross
+            basis = "net of electricity" if result.months_net is not None else "before electricity"
+            when = (
+                f"<b>{months} months</b> ({basis})"
+                if months is not None
+                else "never at this volume"
+            )
+            lines.append(f"vs {price.name}: {when}")
+        self.break_even.setText("<br>".join(lines))
+
+    # -- live and export -----------------------------------------------------------------------
+
+    def _on_relay_usage_recorded(self, event: UsageEvent) -> None:
+        if event.kind == "finished" and self.isVisible():
+            self.refresh()
+
+    def _on_export_button_clicked(self) -> None:
+        name, _ = QFileDialog.getSaveFileName(
+            self, "Export usage", str(Path.home() / "homefire-usage.csv"), "CSV (*.csv)"
+        )
+        if name:
+            self.export(Path(name))
+
+    def export(self, path: Path) -> None:
+        since = self.since()
+        self._desktop.bridge.run(
+            lambda: export_csv(self._ledger, path, since), lambda _n: None, self._on_failed, self
+        )
+
+    def _on_failed(self, exc: BaseException) -> None:
+        show_error(self, exc)
+
+    def shutdown(self) -> None:
+        self._relay.close()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.refresh()
+
+
+def _days(by_day: Mapping[date, UsageTotals], since: datetime | None) -> list[tuple[date, int]]:
+    """Every day of the range (empty days too, so gaps show), oldest first."""
+    days = dict(by_day)
+    today = datetime.now().date()
+    start = since.date() if since else (min(days) if days else today)
+    out = []
+    day = start
+    while day <= today:
+        totals = days.get(day)
+        out.append((day, totals.tokens.total if totals else 0))
+        day += timedelta(days=1)
+    return out

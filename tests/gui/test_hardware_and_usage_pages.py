@@ -1,0 +1,62 @@
+"""The Hardware page shows the detected machine and planning profiles; Usage counts a real reply."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from app.core.chats.conversation import ChatSettings
+from app.gui.main_window import MainWindow
+from tests.gui.conftest import LoadModel
+
+
+def test_the_detected_machine_and_a_planning_profile(qtbot: QtBot, window: MainWindow) -> None:
+    page = window.hardware
+    qtbot.waitUntil(lambda: "detected on this machine" in page.details.text(), timeout=20_000)
+    assert "<b>CPU</b>" in page.details.text()
+    assert "GiB" in page.ram_bar.format()
+    planning = page.chooser.itemText(1)
+    with qtbot.waitSignal(page.profile_shown) as shown:
+        page.chooser.setCurrentIndex(1)
+    assert shown.args[0] == planning
+    assert "planning profile" in page.details.text()
+
+
+def test_a_chat_reply_is_counted_on_the_usage_page_and_exported(
+    qtbot: QtBot, window: MainWindow, load_model: LoadModel, tiny_model: Path, tmp_path: Path
+) -> None:
+    load_model(tiny_model)
+    chat = window.chat
+    assert chat.conversation is not None
+    chat._store.update_settings(chat.conversation.id, ChatSettings(temperature=0, max_tokens=7))
+    chat.open_conversation(chat.conversation.id)
+    chat.composer.setPlainText("Hello")
+    with qtbot.waitSignal(chat.reply_finished, timeout=30_000):
+        qtbot.keyClick(chat.composer, Qt.Key.Key_Return)
+    assert "Today " in window.status.usage.text()
+    assert "Today 0 tokens" not in window.status.usage.text()
+
+    usage = window.usage
+    with qtbot.waitSignal(usage.report_shown, timeout=10_000) as shown:
+        usage.range.setCurrentText("Today")
+    report = shown.args[0]
+    assert report.totals.generations == 1
+    assert report.totals.tokens.completion == 7
+    assert f"{report.totals.tokens.total:,}</b> tokens counted" in usage.totals.text()
+    assert "avoided vs" in usage.totals.text()
+    assert usage.models.item(0, 0).text() == "tiny-chatml"
+    assert sum(n for _day, n in usage.chart.days) == report.totals.tokens.total
+
+    usage.hardware_cost.setValue(2000)
+    assert "months" in usage.break_even.text() or "never" in usage.break_even.text()
+
+    target = tmp_path / "usage.csv"
+    usage.export(target)
+    qtbot.waitUntil(target.exists, timeout=10_000)
+    qtbot.waitUntil(lambda: len(target.read_text().splitlines()) == 2, timeout=10_000)
+    (row,) = list(csv.DictReader(target.open()))
+    assert row["model"] == "tiny-chatml"
+    assert row["completion_tokens"] == "7"
