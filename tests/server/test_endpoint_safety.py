@@ -304,6 +304,15 @@ def test_subscribers_are_called_from_the_server_thread(
 ) -> None:
     services = serve(tiny_model)
     threads: list[str] = []
-    services.request_log.subscribe(lambda _r: threads.append(threading.current_thread().name))
+    logged = threading.Event()
+
+    def on_record(_record: object) -> None:
+        threads.append(threading.current_thread().name)
+        logged.set()
+
+    services.request_log.subscribe(on_record)
     httpx.get(f"{base_url(services)}/health")
+    # The log entry is written once the response has gone out, which can be after the client
+    # has read it.
+    assert logged.wait(10)
     assert threads == ["http-server"]

@@ -16,10 +16,10 @@ from typing import Any
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
-from app.core.server.client_names import client_name_for_agent
 from app.core.server.errors import ApiError
 from app.core.server.host_check import host_allowed
 from app.core.server.request_log import RequestLog, RequestRecord
+from app.core.usage.clients import client_from_user_agent
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -82,7 +82,7 @@ class RequestLogger:
             self.log.add(
                 RequestRecord(
                     at=arrived,
-                    client=client_name_for_agent(headers.get("user-agent", "")),
+                    client=client_from_user_agent(headers.get("user-agent", "")),
                     remote=client[0] if client else "",
                     method=scope["method"],
                     path=scope["path"],

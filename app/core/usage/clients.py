@@ -24,6 +24,8 @@ _FAMILIES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("Zed", r"\bzed\b"),
         ("Aider", r"\baider\b"),
         ("Open WebUI", r"open[- ]?webui"),
+        ("JetBrains", r"jetbrains|intellij"),
+        ("VS Code", r"vscode"),
         ("LiteLLM", r"litellm"),
         ("LangChain", r"langchain"),
         ("openai-python", r"\b(?:async)?openai/python\b"),
