@@ -168,9 +168,14 @@ class MainWindow(QMainWindow):
             self.navigation.item(row).setIcon(icon(page.icon, color))
         self.chat.restyle()
         window = self.palette().color(QPalette.ColorRole.Window).darker(106)
+        selected = self.palette().color(QPalette.ColorRole.Window).darker(118)
+        text = self.palette().color(QPalette.ColorRole.WindowText)
         self.navigation.setStyleSheet(
             f"QListWidget#navigation {{ background: {window.name()}; padding-top: 8px; }}"
-            "QListWidget#navigation::item { padding: 7px 8px; border-radius: 6px; margin: 0 6px; }"
+            "QListWidget#navigation::item { padding: 7px 8px; border-radius: 6px; margin: 0 6px; "
+            f"color: {text.name()}; }}"
+            f"QListWidget#navigation::item:selected {{ background: {selected.name()}; "
+            f"color: {text.name()}; font-weight: 600; }}"
         )
 
     def _on_loader_model_loaded(self, loaded: LoadedModel) -> None:

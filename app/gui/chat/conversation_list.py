@@ -28,6 +28,11 @@ class ConversationList(QListWidget):
         self.customContextMenuRequested.connect(self._on_self_context_menu_requested)
         self.currentItemChanged.connect(self._on_self_current_item_changed)
         self._quiet = False
+        # Long titles end in "…" rather than scrolling sideways.
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWordWrap(False)
+        self.setUniformItemSizes(True)
 
     def refresh(self, current: int | None) -> None:
         self._quiet = True
@@ -42,6 +47,11 @@ class ConversationList(QListWidget):
                     self.setCurrentItem(item)
         finally:
             self._quiet = False
+        # Long titles end in "…" rather than scrolling sideways.
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWordWrap(False)
+        self.setUniformItemSizes(True)
 
     def ids(self) -> list[int]:
         return [int(self.item(i).data(Qt.ItemDataRole.UserRole)) for i in range(self.count())]

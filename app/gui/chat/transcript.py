@@ -238,6 +238,11 @@ class TranscriptView(QTextBrowser):
     def _block(self, cursor: QTextCursor, top: int = 4) -> None:
         block = QTextBlockFormat()
         block.setTopMargin(top)
+        if cursor.block().position() > 0 and not cursor.block().text():
+            # The empty block a code frame leaves behind: use it rather than add a blank line.
+            cursor.setBlockFormat(block)
+            cursor.setCharFormat(self._text_format())
+            return
         cursor.insertBlock(block, self._text_format())
 
     def _text_format(self) -> QTextCharFormat:

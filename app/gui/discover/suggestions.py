@@ -10,6 +10,9 @@ from app.core.catalog.recommend import READABLE_TOKENS_PER_S, Verdict, recommend
 from app.core.hardware.profile import HardwareProfile
 
 SUGGESTION_CTX = 8192
+# With no memory bandwidth known (so no speed estimate), models up to this many active
+# parameters are suggested: they decode at a readable pace on any recent CPU.
+UNKNOWN_SPEED_MAX_ACTIVE_B = 4.5
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,11 @@ class Suggestion:
     @property
     def reason(self) -> str:
         v = self.verdict
-        speed = f", about {v.tokens_per_s:.0f} tokens/s (estimated)" if v.tokens_per_s else ""
+        speed = (
+            f", about {v.tokens_per_s:.0f} tokens/s (estimated)"
+            if v.tokens_per_s
+            else ", speed not estimated (memory bandwidth unknown)"
+        )
         return f"{v.variant.quant}: {v.label}{speed}, {v.quality.band} quality loss"
 
 
@@ -43,7 +50,7 @@ def suggest(
     found: list[Suggestion] = []
     for entry in entries:
         pick = next((v for v in verdicts_for(entry, profile, correction) if v.recommended), None)
-        if pick is None or (pick.tokens_per_s or 0.0) < READABLE_TOKENS_PER_S:
+        if pick is None or not _readable(entry, pick):
             continue
         found.append(Suggestion(entry, pick))
     found.sort(key=lambda s: (-s.entry.params_b, s.verdict.quality.rank_loss))
@@ -56,3 +63,9 @@ def suggest(
         if len(chosen) == count:
             break
     return chosen
+
+
+def _readable(entry: CatalogEntry, pick: Verdict) -> bool:
+    if pick.tokens_per_s is not None:
+        return pick.tokens_per_s >= READABLE_TOKENS_PER_S
+    return entry.active_params_b <= UNKNOWN_SPEED_MAX_ACTIVE_B

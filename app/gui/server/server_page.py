@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -80,6 +80,7 @@ class ServerPage(QWidget):
         self.port.setRange(0, 65535)
         self.port.setSpecialValueText("any free port")
         self.port.setValue(settings.port)
+        self.port.setMaximumWidth(180)
         self.lan = QCheckBox("Allow other devices on my network (needs an API key)")
         self.lan.setChecked(settings.host not in ("127.0.0.1", "localhost", "::1"))
         self.api_key = QLineEdit()
@@ -124,7 +125,10 @@ class ServerPage(QWidget):
         self.log.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.log.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.log.setShowGrid(False)
-        self.log.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.log.setWordWrap(False)
+        header = self.log.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         log_box = QGroupBox("Requests (measured)")
         QVBoxLayout(log_box).addWidget(self.log)
 
@@ -312,6 +316,7 @@ class ServerPage(QWidget):
                 page = QWidget()
                 view = QPlainTextEdit()
                 view.setReadOnly(True)
+                view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
                 view.setObjectName(f"snippet-{snippet.client}")
                 copy = QPushButton("Copy")
                 copy.clicked.connect(lambda _=False, v=view: self._copy_snippet(v))

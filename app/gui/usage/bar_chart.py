@@ -36,7 +36,7 @@ class DayBarChart(QWidget):
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         grey = muted(self.palette())
         text_height = self.fontMetrics().height()
-        area = QRectF(self.rect()).adjusted(8, 8, -8, -(text_height + 6))
+        area = QRectF(self.rect()).adjusted(8, text_height + 8, -8, -(text_height + 6))
         if not self._days:
             painter.setPen(grey)
             painter.drawText(
@@ -55,8 +55,8 @@ class DayBarChart(QWidget):
         painter.setPen(self.palette().color(QPalette.ColorRole.WindowText))
         painter.drawText(
             QRectF(area.left(), 0, area.width(), text_height + 4),
-            Qt.AlignmentFlag.AlignRight,
-            f"peak {peak:,} tokens/day",
+            Qt.AlignmentFlag.AlignLeft,
+            f"tokens per day (measured) · peak {peak:,}",
         )
         painter.setPen(grey)
         step = max(1, len(self._days) // 8)

@@ -147,7 +147,7 @@ class UsagePage(QWidget):
         layout.setContentsMargins(16, 8, 16, 12)
         layout.addLayout(head)
         layout.addWidget(self.totals)
-        layout.addWidget(self.chart)
+        layout.addWidget(self.chart, 1)
         layout.addLayout(breakdowns, 1)
 
         self._relay = UsageRelay(self._ledger, self)
@@ -161,7 +161,9 @@ class UsagePage(QWidget):
         table.verticalHeader().hide()
         table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         table.setShowGrid(False)
-        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header = table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         return table
 
     def since(self) -> datetime | None:
