@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from logging.handlers import RotatingFileHandler
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import __version__
@@ -54,9 +56,22 @@ def run_desktop(args: argparse.Namespace) -> int:
     app.setQuitOnLastWindowClosed(False)
     window.quit_requested.connect(app.quit)
     app.aboutToQuit.connect(window.shutdown)
+    _quit_on_signals(app)
     window.show()
     load_first_model(desktop)
     return app.exec()
+
+
+def _quit_on_signals(app: QApplication) -> None:
+    """Ctrl+C or a polite kill quits cleanly: replies stopped and saved, threads joined.
+
+    Python runs signal handlers only between bytecodes, so a timer wakes it while Qt waits.
+    """
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda _n, _f: app.quit())
+    timer = QTimer(app)
+    timer.timeout.connect(lambda: None)
+    timer.start(300)
 
 
 def load_first_model(desktop: Desktop) -> None:
@@ -95,6 +110,9 @@ def _log_to_file(paths: AppPaths, debug: bool) -> str:
     handler = RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
+    for existing in root.handlers:  # the console keeps showing warnings only
+        if existing.level == logging.NOTSET:
+            existing.setLevel(logging.DEBUG if debug else logging.WARNING)
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.INFO)
     return str(path)
