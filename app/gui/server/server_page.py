@@ -168,7 +168,15 @@ class ServerPage(QWidget):
         key = self.api_key.text().strip() or None
         origins = tuple(o.strip() for o in self.cors.text().split(",") if o.strip())
         host = "0.0.0.0" if self.lan.isChecked() else "127.0.0.1"
-        return ServerConfig(host=host, port=self.port.value(), api_key=key, cors_origins=origins)
+        saved = self._desktop.services.settings.server
+        return ServerConfig(
+            host=host,
+            port=self.port.value(),
+            api_key=key,
+            cors_origins=origins,
+            allowed_hosts=tuple(saved.allowed_hosts),
+            max_body_bytes=saved.max_body_bytes,
+        )
 
     def start(self) -> None:
         if self._busy or self.runner is not None:
