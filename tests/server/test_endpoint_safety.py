@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -239,6 +241,15 @@ def test_a_template_that_tries_to_escape_the_sandbox_renders_nothing_harmful(
     )
 
 
+def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_the_request_log_records_each_request(serve: ServerFactory, tiny_model: Path) -> None:
     services = serve(tiny_model)
     url = base_url(services)
@@ -249,8 +260,11 @@ def test_the_request_log_records_each_request(serve: ServerFactory, tiny_model: 
     with httpx.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
         response.read()
     httpx.get(f"{url}/v1/models", headers={"Host": "evil.example"})
+    # Entries are written once a response has gone out, which can be after the client read it.
+    assert wait_for(lambda: len(seen) == 3)
     unsubscribe()
     httpx.get(f"{url}/api/tags")
+    assert wait_for(lambda: len(services.request_log.records()) == 4)
     assert [(r.path, r.status) for r in seen] == [
         ("/v1/chat/completions", 200),
         ("/v1/chat/completions", 200),
@@ -265,7 +279,6 @@ def test_the_request_log_records_each_request(serve: ServerFactory, tiny_model: 
     assert streamed.completion_tokens is not None
     assert refused.model is None
     assert first.duration_s >= 0
-    assert len(services.request_log.records()) == 4
 
 
 def test_the_request_log_is_bounded_and_survives_a_broken_subscriber() -> None:
