@@ -88,18 +88,20 @@ class AppServices:
         return info
 
     def start_server(self, config: ServerConfig) -> ServerRunner:
-        if self.server is not None:
-            self.server.stop()
+        self.stop_server()
         runner = ServerRunner(self, config)
         runner.start()
         self.server = runner
         return runner
 
+    def stop_server(self) -> None:
+        runner, self.server = self.server, None
+        if runner is not None:
+            runner.stop()
+
     def close(self) -> None:
         """Stop the server, then the engine, joining each thread."""
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
+        self.stop_server()
         self.engine.close()
         self.ledger.close()
         self.fit_feedback.calibration.close()

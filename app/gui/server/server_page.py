@@ -198,13 +198,9 @@ class ServerPage(QWidget):
             return
         self._set_busy("Stopping…")
         services = self._desktop.services
-
-        def stop_now() -> None:
-            runner.stop()
-            if services.server is runner:
-                services.server = None
-
-        self._desktop.bridge.run(stop_now, self._on_stopped, self._on_failed, owner=self)
+        self._desktop.bridge.run(
+            services.stop_server, self._on_stopped, self._on_failed, owner=self
+        )
 
     def _on_start_button_clicked(self) -> None:
         if self.runner is None:
