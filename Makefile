@@ -32,3 +32,10 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+
+# The click-to-install packages for this platform: dist/homefire_<version>_amd64.deb on Linux,
+# dist/Homefire-<version>-arm64.dmg on macOS (see installers/build.py). Uses its own venv
+# (build/installer-venv) and a portable llama-cpp-python build, cached in ~/.cache/homefire-installers.
+.PHONY: installers
+installers:
+	$(PYTHON) -m installers.build all

@@ -96,3 +96,12 @@ def required_bundle_files(system: str) -> tuple[str, ...]:
         "_internal/PySide6/Qt/plugins/wayland-shell-integration/libxdg-shell.so",
         *common,
     )
+
+
+def drop_unused_qt_hook_entries(entries: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A hook's (source file, destination folder) entries without the unused Qt files."""
+    return [
+        (source, dest_dir)
+        for source, dest_dir in entries
+        if not is_unused_qt_file(f"{dest_dir}/{PurePosixPath(source).name}")
+    ]

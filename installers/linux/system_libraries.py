@@ -55,8 +55,13 @@ def system_libraries(bundle: Path, elf_paths: Iterable[Path] | None = None) -> S
     resolved: dict[str, Path] = {}
     missing: dict[str, set[str]] = {}
     bundled_names = {p.name for p in bundle.rglob("*")}
+    # PyInstaller's bootloader puts the bundle's library folder first on LD_LIBRARY_PATH, so a
+    # library the bundle carries wins over the system's copy at run time; ldd must see the same.
+    env = {"LD_LIBRARY_PATH": str(bundle / "_internal"), "PATH": "/usr/bin:/bin"}
     for elf in elf_files(bundle) if elf_paths is None else elf_paths:
-        run = subprocess.run(["ldd", str(elf)], capture_output=True, text=True, check=False)
+        run = subprocess.run(
+            ["ldd", str(elf)], capture_output=True, text=True, check=False, env=env
+        )
         if run.returncode != 0:
             continue  # static or not a loadable object for this machine
         for soname, target in parse_ldd(run.stdout).items():
