@@ -26,7 +26,7 @@ import pytest
 
 from app import __version__
 from app.core.library.starter import STARTER_NAME
-from installers.linux.deb import PACKAGE, dependency_names, deb_file_name
+from installers.linux.deb import PACKAGE, deb_file_name, dependency_names
 from installers.linux.system_libraries import owning_packages, system_libraries
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,9 +133,9 @@ def bundled_server(unpacked: Path, tmp_path: Path) -> Iterator[str]:
     """``homefire serve`` from the package on the starter model; yields the /v1 base URL."""
     stderr_path = tmp_path / "serve.err"
     with stderr_path.open("wb") as stderr:
+        launcher = str(unpacked / "usr" / "bin" / PACKAGE)
         server = subprocess.Popen(
-            [str(unpacked / "usr" / "bin" / PACKAGE), "serve", "--model", STARTER_NAME]
-            + ["--port", "0"],
+            [launcher, "serve", "--model", STARTER_NAME, "--port", "0"],
             stdout=subprocess.PIPE,
             stderr=stderr,
             env=_clean_env(tmp_path / "home"),
