@@ -255,10 +255,7 @@ class Engine:
     ) -> Future[GenerationResult]:
         """Queue a generation; raises ``EngineBusy`` at once when the queue is full."""
         token = cancel or CancelToken()
-        with self._pending_lock:
-            if self._pending >= self._max_pending:
-                raise EngineBusy(self._pending)
-            self._pending += 1
+        self._reserve_slot()
         return self._submit(
             lambda job: self._generate(job, request, on_chunk),
             cancel=token,
@@ -269,13 +266,17 @@ class Engine:
         self, texts: Sequence[str], cancel: CancelToken | None = None
     ) -> Future[EmbeddingResult]:
         """Queue an embedding job (same queue, same bound as generations)."""
+        self._reserve_slot()
+        return self._submit(
+            lambda job: self._embed(list(texts)), cancel=cancel, counts_toward_bound=True
+        )
+
+    def _reserve_slot(self) -> None:
+        """Count a bounded job in, or raise ``EngineBusy`` at once when the queue is full."""
         with self._pending_lock:
             if self._pending >= self._max_pending:
                 raise EngineBusy(self._pending)
             self._pending += 1
-        return self._submit(
-            lambda job: self._embed(list(texts)), cancel=cancel, counts_toward_bound=True
-        )
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Cancel the running job and everything queued, unload, and join the thread."""
