@@ -1,4 +1,5 @@
-"""The app icon in every size a launcher asks for, rendered from ``assets/homefire.svg``.
+"""The app icon in every size a launcher asks for, rendered from the same SVG the desktop app
+uses for its window (``resources/icons/homefire.svg``), so menu, dock and window agree.
 
 Linux wants PNGs in the hicolor theme sizes; macOS wants one ``.icns`` container. Both come from
 the one SVG, rendered with QtSvg (part of PySide6-Essentials), so no ImageMagick or ``iconutil``
@@ -15,7 +16,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-SVG_PATH = Path(__file__).parent / "assets" / "homefire.svg"
+SVG_PATH = Path(__file__).resolve().parent.parent / "resources" / "icons" / "homefire.svg"
 
 # The sizes the freedesktop hicolor theme defines for apps that ship PNGs.
 HICOLOR_SIZES: tuple[int, ...] = (16, 24, 32, 48, 64, 128, 256, 512)

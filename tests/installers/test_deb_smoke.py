@@ -205,3 +205,31 @@ def test_bundled_desktop_app_draws_a_window_under_xvfb(unpacked: Path, tmp_path:
     assert run.returncode == 0, f"{report or run.stderr}\n--- app log ---\n{log}"
     assert report["stddev"] > 2.0
     assert screenshot.stat().st_size > 0
+
+
+# What ggml's CPU backend may use in the shipped build (GGML_NATIVE=OFF on x86-64).
+PORTABLE_CPU_FEATURES = {"SSE3", "SSSE3", "AVX", "AVX2", "F16C", "FMA", "BMI2"}
+
+
+def test_shipped_engine_uses_only_the_portable_cpu_baseline(unpacked: Path) -> None:
+    lib_dir = unpacked / "opt" / PACKAGE / "_internal" / "llama_cpp" / "lib"
+    run = subprocess.run(
+        [sys.executable, "-c", "import llama_cpp; print(llama_cpp.llama_print_system_info())"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, LLAMA_CPP_LIB_PATH=str(lib_dir)),
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "CPU :" in run.stdout, run.stdout
+    cpu = run.stdout.split("CPU :", 1)[1]
+    enabled = {
+        name.strip()
+        for name, _, value in (f.partition("=") for f in cpu.split("|"))
+        if value.strip() == "1"
+    }
+    isa = {
+        name for name in enabled if name.startswith(("SSE", "SSSE", "AVX", "F16C", "FMA", "BMI"))
+    }
+    assert "AVX2" in isa
+    assert isa <= PORTABLE_CPU_FEATURES, f"tuned beyond the baseline: {isa - PORTABLE_CPU_FEATURES}"
