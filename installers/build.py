@@ -10,7 +10,8 @@ Steps (each reuses what an earlier run left under ``build/``):
 - ``package``: ``dist/homefire_<version>_amd64.deb`` on Linux, ``dist/Homefire-<version>-arm64.dmg``
   on macOS (unsigned: installers/macos/sign_and_notarize.sh signs and notarises it).
 - ``all`` (default): the three in order.
-- ``depends``: print the .deb's Depends package names, one per line (for ``apt-get install``).
+- ``depends``: print the .deb's Depends, one installable package per line, for
+  ``apt-get install`` on a CI machine that runs the smoke test.
 
 Every step prints how long it took (measured on this run).
 """
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.step == "depends":
-        print("\n".join(sorted(deb.dependency_names(deb.DEPENDS))))  # noqa: T201
+        print("\n".join(deb.installable_names(deb.DEPENDS)))  # noqa: T201
         return 0
     layout = Layout(ROOT)
     steps: dict[str, Callable[[Layout], object]] = {

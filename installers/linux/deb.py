@@ -32,7 +32,8 @@ DEPENDS: tuple[str, ...] = (
     "libstdc++6",
     "libgomp1",
     "zlib1g",
-    "libglib2.0-0",
+    # Ubuntu 24.04 renamed it in the 64-bit time_t transition.
+    "libglib2.0-0t64 | libglib2.0-0",
     "libdbus-1-3",
     "libfontconfig1",
     "libfreetype6",
@@ -40,7 +41,6 @@ DEPENDS: tuple[str, ...] = (
     "libglx0",
     "libglvnd0",
     "libegl1",
-    "libopengl0",
     "libx11-6",
     "libx11-xcb1",
     "libxcb1",
@@ -88,6 +88,21 @@ def dependency_names(depends: Iterable[str]) -> set[str]:
         for alternative in clause.split("|"):
             names.add(alternative.split("(")[0].strip().split(":")[0])
     return names
+
+
+def installable_names(depends: Iterable[str]) -> list[str]:
+    """One package per Depends clause that this machine's apt knows (the first such alternative,
+    else the last one), for ``apt-get install`` on a CI or build machine."""
+    chosen = []
+    for clause in depends:
+        alternatives = [a.split("(")[0].strip() for a in clause.split("|")]
+        known = [
+            name
+            for name in alternatives
+            if subprocess.run(["apt-cache", "show", name], capture_output=True).returncode == 0
+        ]
+        chosen.append(known[0] if known else alternatives[-1])
+    return chosen
 
 
 def control_text(version: str, arch: str, installed_kib: int, depends: Iterable[str]) -> str:

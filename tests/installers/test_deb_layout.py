@@ -142,3 +142,9 @@ def test_staged_directories_are_0755(inputs: deb.DebInputs) -> None:
     root = deb.stage(inputs)
     mode = stat.S_IMODE((root / "opt" / "homefire" / "_internal").stat().st_mode)
     assert mode == 0o755
+
+
+@pytest.mark.skipif(shutil.which("apt-cache") is None, reason="needs apt-cache")
+def test_apt_install_list_picks_the_alternative_this_machine_has() -> None:
+    clauses = ["libc6 (>= 2.36)", "homefire-no-such-package | libc6", "homefire-no-such-package"]
+    assert deb.installable_names(clauses) == ["libc6", "libc6", "homefire-no-such-package"]
