@@ -73,9 +73,9 @@ def read_icns(data: bytes) -> dict[bytes, bytes]:
 
 def render_png(svg: Path, size: int) -> bytes:
     """The SVG drawn on a transparent ``size``x``size`` canvas, as PNG bytes."""
-    from PySide6.QtCore import QBuffer, QByteArray, QIODevice  # noqa: TID251 (build tool, not app.core)
-    from PySide6.QtGui import QColor, QImage, QPainter  # noqa: TID251 (build tool, not app.core)
-    from PySide6.QtSvg import QSvgRenderer  # noqa: TID251 (build tool, not app.core)
+    from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+    from PySide6.QtGui import QColor, QImage, QPainter
+    from PySide6.QtSvg import QSvgRenderer
 
     renderer = QSvgRenderer(str(svg))
     if not renderer.isValid():
@@ -100,7 +100,7 @@ def render_png(svg: Path, size: int) -> bytes:
 def write_icon_set(out_dir: Path, svg: Path = SVG_PATH) -> None:
     """``out_dir/hicolor/NxN/apps/homefire.png`` for every hicolor size, plus ``homefire.icns``
     and a copy of the SVG for ``hicolor/scalable``."""
-    from PySide6.QtGui import QGuiApplication  # noqa: TID251 (build tool, not app.core)
+    from PySide6.QtGui import QGuiApplication
 
     # QSvgRenderer needs a GUI application for its font and image machinery.
     app = QGuiApplication.instance() or QGuiApplication(

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from PySide6.QtGui import QGuiApplication, QImage  # noqa: TID251 (test tool, not app.core)
+from PySide6.QtGui import QGuiApplication, QImage
 
 # Grey-level standard deviation a blank screen cannot reach but any drawn window exceeds.
 BLANK_STDDEV = 2.0

@@ -6,7 +6,7 @@ import struct
 from pathlib import Path
 
 import pytest
-from PySide6.QtGui import QImage  # noqa: TID251 (test tool, not app.core)
+from PySide6.QtGui import QImage
 
 from installers.icons import (
     HICOLOR_SIZES,
