@@ -14,11 +14,11 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from app import __version__
-from app.commands import fit, hw, ls, pull, rm, search, serve, usage
+from app.commands import fit, hw, ls, pull, rm, search, serve, token, usage
 from app.core.errors import AppError
 
 # Commands register themselves in this order in `homefire --help`.
-COMMAND_MODULES: tuple[ModuleType, ...] = (serve, hw, fit, search, pull, ls, rm, usage)
+COMMAND_MODULES: tuple[ModuleType, ...] = (serve, hw, fit, search, pull, ls, rm, token, usage)
 
 CommandFunc = Callable[[argparse.Namespace], int]
 

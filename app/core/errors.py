@@ -137,3 +137,7 @@ class UnknownProfile(AppError):
 class UnsupportedRequest(AppError):
     """A request the loaded model cannot serve as asked (FIM without FIM tokens, a JSON schema
     no grammar can express). Refused rather than served unconstrained."""
+
+
+class SecretsUnavailable(AppError):
+    """No OS keyring can hold a secret on this machine."""

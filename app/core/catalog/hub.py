@@ -34,12 +34,11 @@ from app.core.errors import (
     RepoNotFound,
     UnsafeName,
 )
+from app.core.storage.secrets import read_secret
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
-KEYRING_SERVICE = "homefire"
-KEYRING_USER = "huggingface-token"
 
 SearchSort = Literal["downloads", "likes", "recent"]
 _SORT_KEYS: dict[str, str] = {"downloads": "downloads", "likes": "likes", "recent": "created_at"}
@@ -153,16 +152,7 @@ class FileMetadata:
 
 def keyring_token() -> str | None:
     """Homefire's own saved Hub token (OS keyring); None where no keyring backend works."""
-    try:
-        import keyring
-        from keyring.errors import KeyringError
-    except ImportError:
-        return None
-    try:
-        return keyring.get_password(KEYRING_SERVICE, KEYRING_USER)
-    except (KeyringError, RuntimeError, OSError) as exc:
-        log.debug("no usable keyring: %s", exc)
-        return None
+    return read_secret("huggingface-token")
 
 
 def resolve_token(

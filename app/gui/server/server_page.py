@@ -31,10 +31,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.errors import ConfigError
+from app.core.errors import ConfigError, SecretsUnavailable
 from app.core.server.app import ServerConfig
 from app.core.server.request_log import RequestLog, RequestRecord
 from app.core.server.runner import ServerRunner
+from app.core.storage.secrets import delete_secret, read_secret, save_secret
 from app.gui.desktop import Desktop
 from app.gui.errors import show_error
 from app.gui.model_loader import LoadedModel
@@ -86,6 +87,7 @@ class ServerPage(QWidget):
         self.api_key = QLineEdit()
         self.api_key.setPlaceholderText("none: loopback only")
         self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.api_key.setText(read_secret("server-api-key") or "")
         generate = QPushButton("Generate")
         generate.clicked.connect(self._on_generate_clicked)
         reveal = QCheckBox("Show")
@@ -186,11 +188,22 @@ class ServerPage(QWidget):
             show_error(self, ConfigError("LAN access needs an API key: generate one first"))
             return
         self._save_settings(config)
+        self._remember_key(config.api_key)
         self._set_busy("Starting…")
         services = self._desktop.services
         self._desktop.bridge.run(
             lambda: services.start_server(config), self._on_started, self._on_failed, owner=self
         )
+
+    def _remember_key(self, key: str | None) -> None:
+        """The key goes to the OS keyring (never a file), so the next start offers it again."""
+        try:
+            if key:
+                save_secret("server-api-key", key)
+            else:
+                delete_secret("server-api-key")
+        except SecretsUnavailable as exc:
+            self.api_key.setToolTip(f"Kept for this session only: {exc.user_message}")
 
     def stop(self) -> None:
         runner = self.runner
