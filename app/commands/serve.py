@@ -52,6 +52,14 @@ def run(args: argparse.Namespace) -> int:
         model = services.library.resolve(wanted)
         print(f"Loading {model.name} ...", file=sys.stderr)  # noqa: T201
         info = services.load_model(model, n_ctx=args.ctx, n_gpu_layers=args.gpu_layers)
+        measured = services.fit_feedback.last_load()
+        if measured is not None:
+            print(  # noqa: T201
+                f"Memory: {measured.measured_ram_bytes / 2**20:.0f} MiB measured over the load, "
+                f"{measured.predicted_ram_bytes / 2**20:.0f} MiB estimated "
+                f"({measured.ram_error:+.1%})",
+                file=sys.stderr,
+            )
         config = ServerConfig(
             host=args.host or settings.server.host,
             port=settings.server.port if args.port is None else args.port,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from app.core.catalog.calibration import FitCalibration
+from app.core.catalog.calibration import FitCalibration, LoadMeasurement
 from app.core.catalog.estimator import LoadPlan, ModelFacts, estimate
 from app.core.catalog.gguf_header import read_local_model
 from app.core.engine.request import GenerationRequest, LoadOptions
@@ -32,6 +32,15 @@ class FitFeedback:
     @property
     def calibration(self) -> FitCalibration:
         return self._calibration
+
+    def last_load(self) -> LoadMeasurement | None:
+        """The measurement of the model loaded last, when it could be estimated."""
+        with self._lock:
+            load_id = self._load_id
+        if load_id is None:
+            return None
+        latest = self._calibration.measurements(limit=1)
+        return latest[0] if latest and latest[0].id == load_id else None
 
     def model_loaded(self, options: LoadOptions, info: ModelInfo) -> None:
         """Record predicted vs measured memory of a load that just finished."""

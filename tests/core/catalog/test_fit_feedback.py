@@ -62,6 +62,7 @@ def test_a_real_load_is_measured_and_shown_by_fit(
         )
         services.engine.generate(request).result()
         (measurement,) = services.fit_feedback.calibration.measurements()
+        assert services.fit_feedback.last_load() == measurement
     finally:
         services.close()
     assert measurement.measured_ram_bytes == info.rss_growth_bytes
