@@ -24,17 +24,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-import httpx
-
 from app.core.catalog.hub import FileMetadata, HubClient, HubFile, is_commit_hash
 from app.core.downloads.cache_layout import RepoCache
-from app.core.downloads.transfer import (
-    FileJob,
-    Paused,
-    RetryPolicy,
-    TransferControl,
-    fetch_verified,
-)
+from app.core.downloads.connections import Connections
+from app.core.downloads.control import Paused, TransferControl
+from app.core.downloads.transfer import FileJob, RetryPolicy, fetch_verified
 from app.core.errors import (
     AppError,
     Cancelled,
@@ -157,11 +151,8 @@ class DownloadManager:
         self._retry = retry or RetryPolicy()
         self._existing = existing
         self._disk_margin = disk_margin_bytes
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(stall_timeout_s, connect=min(stall_timeout_s, 15.0)),
-            follow_redirects=True,  # the Hub redirects to its CDN; httpx drops the token there
-            limits=httpx.Limits(max_connections=workers * 2),
-        )
+        # The Hub redirects to its CDN; urllib3 drops the token when the host changes.
+        self._connections = Connections(stall_timeout_s, per_host=workers)
         self._queue: queue.Queue[DownloadItem | None] = queue.Queue()
         self._items: dict[int, DownloadItem] = {}
         self._ids = itertools.count(1)
@@ -225,7 +216,7 @@ class DownloadManager:
             self._queue.put(None)
         for thread in self._threads:
             thread.join()
-        self._client.close()
+        self._connections.close()
 
     # -- worker ------------------------------------------------------------------------------
 
@@ -299,7 +290,7 @@ class DownloadManager:
             if not blob.exists():
                 tracker.start_file(hub_file.path, cache.part(sha))
                 fetch_verified(
-                    self._client,
+                    self._connections,
                     FileJob(
                         url=self._hub.resolve_url(request.repo_id, hub_file.path, commit),
                         headers={**self._hub.auth_headers(), "Accept-Encoding": "identity"},

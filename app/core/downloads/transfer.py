@@ -3,81 +3,45 @@
 Why not ``hf_hub_download``: it cannot be cancelled or paused from another thread, reports
 progress only through tqdm, verifies size but not sha256, and since huggingface_hub 1.18 deletes
 its temp file on any failure, so a restart begins at zero. Homefire asks huggingface_hub for the
-metadata (commit, sha256, size) and moves the bytes itself with httpx.
+metadata (commit, sha256, size) and moves the bytes itself: urllib3 reads 1 MiB blocks off the
+socket (see :mod:`app.core.downloads.connections` for why not httpx), this thread writes them,
+and :mod:`app.core.downloads.part_file` hashes and flushes them on two more threads.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import hashlib
 import os
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
-import httpx
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
 
 from app.core.catalog.hub import gated_error
+from app.core.downloads.connections import Connections
+from app.core.downloads.control import TransferControl
+from app.core.downloads.part_file import PartFile
 from app.core.errors import (
-    Cancelled,
     ChecksumMismatch,
-    DiskFull,
     DownloadError,
     InvalidModelFile,
     RepoNotFound,
     SizeMismatch,
 )
 
-CHUNK = 1 << 20
+# Bytes asked of one socket read. Large enough that per-read Python work is noise next to
+# copying the bytes (1 GB is ~1000 reads, not ~16000 as with httpx's 64 KiB), small enough
+# that progress and a cancel are seen often on a slow link (a read returns what has arrived).
+READ_SIZE = 1 << 20
 GGUF_MAGIC = b"GGUF"
-_DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
-
-
-class TransferControl:
-    """Cancel and pause for one download, set from any thread, checked between chunks."""
-
-    def __init__(self) -> None:
-        self._cancel = threading.Event()
-        self._pause = threading.Event()
-        self._wake = threading.Event()
-
-    def cancel(self) -> None:
-        self._cancel.set()
-        self._wake.set()
-
-    def pause(self) -> None:
-        self._pause.set()
-        self._wake.set()
-
-    def clear_pause(self) -> None:
-        self._pause.clear()
-        self._wake.clear()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._cancel.is_set()
-
-    @property
-    def paused(self) -> bool:
-        return self._pause.is_set()
-
-    def check(self) -> None:
-        if self._cancel.is_set():
-            raise Cancelled("download cancelled")
-        if self._pause.is_set():
-            raise Paused()
-
-    def sleep(self, seconds: float) -> None:
-        """Back-off that a cancel or pause cuts short."""
-        self._wake.wait(seconds)
-        self.check()
-
-
-class Paused(Exception):
-    """The user paused the download; the ``.part`` file stays for a later resume."""
 
 
 class RetryableError(Exception):
@@ -117,55 +81,8 @@ ProgressCallback = Callable[[int], None]  # called with bytes added (negative wh
 StatusCallback = Callable[[str], None]
 
 
-class PartFile:
-    """The ``.part`` file and the sha256 of the bytes in it, kept current as chunks arrive.
-
-    Hashing as bytes arrive saves reading the whole file again at the end; after a restart the
-    existing prefix is hashed once from disk.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._digest = hashlib.sha256()
-        self._offset = 0
-
-    @property
-    def size(self) -> int:
-        try:
-            return self.path.stat().st_size
-        except FileNotFoundError:
-            return 0
-
-    def sync(self, control: TransferControl) -> int:
-        """Make the running hash cover exactly the bytes on disk; returns their count."""
-        on_disk = self.size
-        if on_disk != self._offset:
-            self._digest = hashlib.sha256()
-            self._offset = 0
-            with self.path.open("rb") as handle:
-                while block := handle.read(CHUNK * 8):
-                    self._digest.update(block)
-                    self._offset += len(block)
-                    if control.cancelled:
-                        raise Cancelled("download cancelled")
-        return self._offset
-
-    def discard(self) -> None:
-        _discard(self.path)
-        self._digest = hashlib.sha256()
-        self._offset = 0
-
-    def append(self, out: BinaryIO, chunk: bytes) -> None:
-        out.write(chunk)
-        self._digest.update(chunk)
-        self._offset += len(chunk)
-
-    def hexdigest(self) -> str:
-        return self._digest.hexdigest()
-
-
 def fetch_verified(
-    client: httpx.Client,
+    connections: Connections,
     job: FileJob,
     control: TransferControl,
     on_bytes: ProgressCallback,
@@ -173,10 +90,11 @@ def fetch_verified(
     retry: RetryPolicy,
 ) -> Path:
     """Fetch, verify and move a file into place; a hash mismatch gets one fresh fetch."""
-    part = PartFile(job.part)
+    part = PartFile(job.part, job.label)
     for attempt in (1, 2):
-        _fetch_with_retries(client, job, part, control, on_bytes, on_status, retry)
+        _fetch_with_retries(connections, job, part, control, on_bytes, on_status, retry)
         on_status("verifying")
+        part.sync(control)  # a no-op unless hashing fell behind the file (then it hashes it)
         digest = part.hexdigest()
         if digest == job.sha256:
             break
@@ -189,15 +107,15 @@ def fetch_verified(
             )
         on_status("corrupted; fetching again")
     if job.check_gguf_magic:
-        _require_gguf(job.part, job.label)
-    _fsync(job.part)
+        _require_gguf(part, job.label)
+    part.make_durable()
     os.replace(job.part, job.blob)
     _fsync_dir(job.blob.parent)
     return job.blob
 
 
 def _fetch_with_retries(
-    client: httpx.Client,
+    connections: Connections,
     job: FileJob,
     part: PartFile,
     control: TransferControl,
@@ -210,7 +128,7 @@ def _fetch_with_retries(
         control.check()
         before = part.size
         try:
-            _fetch_once(client, job, part, control, on_bytes)
+            _fetch_once(connections, job, part, control, on_bytes)
             return
         except RetryableError as exc:
             failures = 1 if part.size > before else failures + 1
@@ -227,14 +145,13 @@ def _fetch_with_retries(
 
 
 def _fetch_once(
-    client: httpx.Client,
+    connections: Connections,
     job: FileJob,
     part: PartFile,
     control: TransferControl,
     on_bytes: ProgressCallback,
 ) -> None:
     """One HTTP request, appending to the part file from where it ends."""
-    job.part.parent.mkdir(parents=True, exist_ok=True)
     have = part.sync(control)
     if have > job.size:  # a part longer than the file cannot be ours to continue
         part.discard()
@@ -246,31 +163,54 @@ def _fetch_once(
     if have:
         headers["Range"] = f"bytes={have}-"
     try:
-        with client.stream("GET", job.url, headers=headers) as response:
+        response = connections.get(job.url, headers)
+    except HTTPError as exc:
+        raise _network_error(exc) from exc
+    complete = False
+    try:
+        with control.interrupting(lambda: _shutdown(response)):
             start = _start_offset(response, have, job)
             if start != have:
                 part.discard()
                 on_bytes(-have)
-            if response.status_code == 416:
+            if response.status == 416:
                 raise RetryableError("the partial file did not match the remote file")
             _append_body(response, job, part, control, on_bytes)
-    except httpx.TimeoutException as exc:
-        raise RetryableError("stalled: no data arrived in time") from exc
-    except (httpx.TransportError, httpx.DecodingError) as exc:
-        raise RetryableError(f"connection lost ({type(exc).__name__})") from exc
+        complete = True
+    except (InvalidModelFile, SizeMismatch):
+        part.discard()
+        raise
+    except HTTPError as exc:
+        control.check()  # a pause or cancel unblocks the read by shutting the socket
+        raise _network_error(exc) from exc
+    finally:
+        _finish(response, complete)
 
 
-def _start_offset(response: httpx.Response, have: int, job: FileJob) -> int:
-    """Where this response's body starts in the file, or a typed error for a refusal."""
-    status = response.status_code
+def _start_offset(response: urllib3.BaseHTTPResponse, have: int, job: FileJob) -> int:
+    """Where this response's body starts in the file, or a typed error for a refusal.
+
+    The server's own idea of the file's length (Content-Length of a 200, the total in a
+    Content-Range) is checked against the size the Hub published before any byte is kept:
+    a file shorter than published would otherwise end every attempt "early" until the retries
+    ran out, and never say why.
+    """
+    status = response.status
     if status == 206:
-        content_range = response.headers.get("Content-Range", "")
-        first = content_range.removeprefix("bytes ").split("-", 1)[0]
-        if not first.isdigit() or int(first) != have:
-            raise RetryableError(f"the server resumed at the wrong offset ({content_range!r})")
+        first, total = _content_range(response.headers.get("Content-Range", ""))
+        _require_hub_size(total, job)
+        if first != have:
+            raise RetryableError(
+                f"the server resumed at the wrong offset ({response.headers.get('Content-Range')!r})"
+            )
         return have
-    if status in (200, 416):
-        return 0  # Range ignored, or the part no longer fits: start over, never append twice
+    if status == 200:
+        length = response.headers.get("Content-Length", "")
+        _require_hub_size(int(length) if length.isdigit() else None, job)
+        return 0  # Range ignored: start over, never append twice
+    if status == 416:
+        _require_hub_size(_content_range(response.headers.get("Content-Range", ""))[1], job)
+        return 0  # the part no longer fits the file: start over
     if status in (401, 403):
         raise gated_error(job.label, "the model's page", "Authorization" in job.headers)
     if status == 404:
@@ -283,63 +223,83 @@ def _start_offset(response: httpx.Response, have: int, job: FileJob) -> int:
     raise DownloadError(f"{job.label}: the Hub answered {status}")
 
 
+def _content_range(header: str) -> tuple[int | None, int | None]:
+    """``bytes 10-99/100`` -> (10, 100); ``bytes */100`` -> (None, 100); unknown parts None."""
+    spec, _, total = header.removeprefix("bytes ").partition("/")
+    first = spec.split("-", 1)[0]
+    return (
+        int(first) if first.isdigit() else None,
+        int(total) if total.isdigit() else None,
+    )
+
+
+def _require_hub_size(server_size: int | None, job: FileJob) -> None:
+    if server_size is not None and server_size != job.size:
+        raise SizeMismatch(
+            f"{job.label}: the server has {server_size} bytes but the Hub published "
+            f"{job.size}; the download was discarded"
+        )
+
+
 def _append_body(
-    response: httpx.Response,
+    response: urllib3.BaseHTTPResponse,
     job: FileJob,
     part: PartFile,
     control: TransferControl,
     on_bytes: ProgressCallback,
 ) -> None:
     offset = part.size
-    try:
-        with job.part.open("ab") as out:
-            for chunk in response.iter_raw():  # as the network delivers: a drop loses nothing
-                control.check()
-                if job.check_gguf_magic and offset == 0 and not _looks_like_gguf(chunk):
-                    raise InvalidModelFile(f"{job.label} is not a GGUF file (bad magic bytes)")
-                if offset + len(chunk) > job.size:
-                    raise SizeMismatch(
-                        f"{job.label}: the server sent more than the {job.size} bytes the Hub "
-                        "published; the download was discarded"
-                    )
-                part.append(out, chunk)
-                offset += len(chunk)
-                on_bytes(len(chunk))
-    except OSError as exc:
-        if exc.errno in _DISK_ERRNOS:
-            raise DiskFull(
-                f"the disk filled up while downloading {job.label} ({exc.strerror}); the "
-                f"partial file is kept at {job.part}: free some space and run the same command "
-                "to continue"
-            ) from exc
-        raise DownloadError(f"cannot write {job.part}: {exc.strerror}") from exc
-    except (InvalidModelFile, SizeMismatch):
-        part.discard()
-        raise
+    with part.appender() as out:
+        # read1: whatever one socket read brings (up to READ_SIZE), so a drop loses nothing
+        # already received and a slow link still reports progress and sees a cancel.
+        while chunk := response.read1(READ_SIZE):
+            control.check()
+            if job.check_gguf_magic and offset == 0 and not _looks_like_gguf(chunk):
+                raise InvalidModelFile(f"{job.label} is not a GGUF file (bad magic bytes)")
+            if offset + len(chunk) > job.size:
+                raise SizeMismatch(
+                    f"{job.label}: the server sent more than the {job.size} bytes the Hub "
+                    "published; the download was discarded"
+                )
+            out.write(chunk)
+            offset += len(chunk)
+            on_bytes(len(chunk))
     if offset < job.size:
         raise RetryableError(f"the connection ended at {offset} of {job.size} bytes")
+
+
+def _network_error(exc: HTTPError) -> RetryableError:
+    reason = exc.reason if isinstance(exc, MaxRetryError) else exc
+    if isinstance(reason, ReadTimeoutError):
+        return RetryableError("stalled: no data arrived in time")
+    if isinstance(reason, ConnectTimeoutError | NewConnectionError):
+        return RetryableError("cannot connect to the server")
+    return RetryableError(f"connection lost ({type(reason).__name__})")
+
+
+def _shutdown(response: urllib3.BaseHTTPResponse) -> None:
+    """Unblock a read waiting on this response's socket (called from the cancelling thread)."""
+    with contextlib.suppress(ValueError, RuntimeError, OSError):
+        response.shutdown()
+
+
+def _finish(response: urllib3.BaseHTTPResponse, complete: bool) -> None:
+    """Keep the connection for the next file only when its body was read to the end."""
+    if not complete:
+        response.close()
+    response.release_conn()
 
 
 def _looks_like_gguf(chunk: bytes) -> bool:
     return chunk[: len(GGUF_MAGIC)] == GGUF_MAGIC[: len(chunk)]
 
 
-def _require_gguf(path: Path, label: str) -> None:
-    with path.open("rb") as handle:
+def _require_gguf(part: PartFile, label: str) -> None:
+    with part.path.open("rb") as handle:
         magic = handle.read(4)
     if magic != GGUF_MAGIC:
-        _discard(path)
+        part.discard()
         raise InvalidModelFile(f"{label} is not a GGUF file (bad magic bytes); nothing was kept")
-
-
-def _discard(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-
-
-def _fsync(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
 
 
 def _fsync_dir(folder: Path) -> None:

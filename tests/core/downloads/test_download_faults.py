@@ -151,16 +151,17 @@ def test_file_gone_from_the_hub_is_not_found(manager: DownloadManager) -> None:
         manager.submit(DownloadRequest(REPO, files)).future.result(timeout=30)
 
 
+@pytest.mark.parametrize("lie", [-100, +100], ids=["hub-says-smaller", "hub-says-larger"])
 def test_hub_size_that_does_not_match_the_bytes_is_refused(
-    manager: DownloadManager, hub: HubClient, hub_server: HubServer, models_dir: Path
+    manager: DownloadManager, hub: HubClient, hub_server: HubServer, models_dir: Path, lie: int
 ) -> None:
     data = tiny_gguf(payload_bytes=64 << 10)
     hub_server.add_repo(
         ServedRepo(
-            "acme/Liar-GGUF", [ServedFile("l-Q4_K_M.gguf", data, advertised_size=len(data) - 100)]
+            "acme/Liar-GGUF", [ServedFile("l-Q4_K_M.gguf", data, advertised_size=len(data) + lie)]
         )
     )
-    with pytest.raises(SizeMismatch, match="more than"):
+    with pytest.raises(SizeMismatch, match=f"server has {len(data)} bytes but the Hub published"):
         manager.submit(request_for(hub, "acme/Liar-GGUF")).future.result(timeout=30)
     assert listed(models_dir) == []
     assert not list((models_dir / "models--acme--Liar-GGUF" / "blobs").glob("*"))
