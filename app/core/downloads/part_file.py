@@ -100,7 +100,7 @@ class PartAppender:
         self._digest = part._digest.copy()
         self._hashed = part._offset
         self._chunks: queue.Queue[bytes | None] = queue.Queue(_HASH_QUEUE_CHUNKS)
-        self._hasher = threading.Thread(target=self._hash_chunks, name="download-hash")
+        self._hasher = threading.Thread(target=self._hash_chunks, name="download-hash", daemon=True)
         self._flusher = _Flusher(self._fd)
         self._unflushed = 0
         self._closed = False
