@@ -207,6 +207,11 @@ def main() -> int:
                 f"({(first - killed_at) / 2**20:.1f} MiB in flight when it died); "
                 f"rerun: sent {second} (the .part lacked {size - killed_at})"
             )
+            rmem = Path("/proc/sys/net/ipv4/tcp_rmem")
+            if rmem.exists():
+                print(
+                    f"  (TCP receive buffers here autotune up to {rmem.read_text().split()[2]} B)"
+                )
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait()
