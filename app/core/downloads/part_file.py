@@ -73,8 +73,11 @@ class PartFile:
 
     def appender(self) -> PartAppender:
         """Open the file for appending; use as a context manager (closing joins the threads)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        return PartAppender(self)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return PartAppender(self)
+        except OSError as exc:
+            raise _write_error(self, exc) from exc
 
     def hexdigest(self) -> str:
         return self._digest.hexdigest()

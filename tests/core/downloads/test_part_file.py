@@ -142,3 +142,10 @@ def test_a_failed_flush_is_reported_when_the_part_is_closed(
     assert failed.wait(30)
     with pytest.raises(error, match=message):
         out.close()
+
+
+def test_a_folder_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "blobs"
+    blocker.write_text("a file where the folder should be")
+    with pytest.raises(DownloadError, match="cannot write"):
+        PartFile(blocker / "x.part", "x.gguf").appender()
