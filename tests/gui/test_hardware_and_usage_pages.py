@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
@@ -49,6 +50,11 @@ def test_a_chat_reply_is_counted_on_the_usage_page_and_exported(
     assert "avoided vs" in usage.totals.text()
     assert usage.models.item(0, 0).text() == "tiny-chatml"
     assert sum(n for _day, n in usage.chart.days) == report.totals.tokens.total
+    usage.chart_series.setCurrentIndex(1)  # dollars avoided against the first baseline
+    baseline = report.baselines[0].id
+    dollars = sum(value for _day, value in usage.chart.days)
+    assert dollars == pytest.approx(float(report.cost_avoided(report.totals)[baseline]))
+    assert dollars > 0
 
     usage.hardware_cost.setValue(2000)
     assert "months" in usage.break_even.text() or "never" in usage.break_even.text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import date
 
 from PySide6.QtCore import QRectF, QSize, Qt
@@ -11,21 +12,38 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 from app.gui.theme import ACCENT, muted
 
 
+def _tokens(value: float) -> str:
+    return f"{value:,.0f} tokens"
+
+
 class DayBarChart(QWidget):
+    """One bar a day of any series (tokens, dollars avoided); the title says what and whence."""
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("dayChart")
-        self._days: list[tuple[date, int]] = []
+        self._days: list[tuple[date, float]] = []
+        self._title = "tokens per day (measured)"
+        self._format: Callable[[float], str] = _tokens
         self.setMinimumHeight(140)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
 
-    def set_days(self, days: list[tuple[date, int]]) -> None:
-        self._days = days
-        self.setToolTip("\n".join(f"{d.isoformat()}: {n:,} tokens" for d, n in days[-31:]))
+    def set_days(
+        self,
+        days: Sequence[tuple[date, float]],
+        title: str = "tokens per day (measured)",
+        value_format: Callable[[float], str] = _tokens,
+    ) -> None:
+        self._days = list(days)
+        self._title = title
+        self._format = value_format
+        self.setToolTip(
+            "\n".join(f"{d.isoformat()}: {value_format(n)}" for d, n in self._days[-31:])
+        )
         self.update()
 
     @property
-    def days(self) -> list[tuple[date, int]]:
+    def days(self) -> list[tuple[date, float]]:
         return list(self._days)
 
     def sizeHint(self) -> QSize:
@@ -56,7 +74,7 @@ class DayBarChart(QWidget):
         painter.drawText(
             QRectF(area.left(), 0, area.width(), text_height + 4),
             Qt.AlignmentFlag.AlignLeft,
-            f"tokens per day (measured) · peak {peak:,}",
+            f"{self._title} · peak {self._format(peak)}",
         )
         painter.setPen(grey)
         step = max(1, len(self._days) // 8)

@@ -8,7 +8,7 @@ says "not measured" otherwise, never guessed.
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -51,6 +51,9 @@ CSV_HEADER = (
     "cached_prompt_tokens", "completion_tokens", "prompt_seconds", "decode_seconds",
     "energy_joules", "finish_reason",
 )  # fmt: skip
+
+
+CHART_SERIES = ("Tokens per day", "Dollars avoided per day")
 
 
 def money(value: Decimal | None) -> str:
@@ -102,6 +105,11 @@ class UsagePage(QWidget):
         head = QHBoxLayout()
         head.addWidget(QLabel("<h2>Usage</h2>"))
         head.addStretch(1)
+        self.chart_series = QComboBox()
+        self.chart_series.setObjectName("chartSeries")
+        self.chart_series.addItems(CHART_SERIES)
+        self.chart_series.currentIndexChanged.connect(lambda _i: self._show_chart())
+        head.addWidget(self.chart_series)
         head.addWidget(self.range)
         head.addWidget(self.export_button)
 
@@ -211,7 +219,7 @@ class UsagePage(QWidget):
             cost = f", {money(e.cost)}" if e.cost is not None else " (set a price per kWh)"
             lines.append(f"Electricity: {e.measured_kwh} kWh {e.status}{cost}")
         self.totals.setText("<br>".join(lines))
-        self.chart.set_days(_days(report.by_day, report.since))
+        self._show_chart()
         self._fill(self.clients, {
             (k.client or "Homefire chat") if k.source == "chat" else k.client: v
             for k, v in report.by_client.items()
@@ -219,6 +227,24 @@ class UsagePage(QWidget):
         self._fill(self.models, dict(report.by_model), report)
         self._show_break_even()
         self.report_shown.emit(report)
+
+    def _show_chart(self) -> None:
+        report = self._report
+        if report is None:
+            return
+        baseline = report.baselines[0] if report.baselines else None
+        if self.chart_series.currentIndex() == 0 or baseline is None:
+            self.chart.set_days(_days(report.by_day, report.since, lambda t: t.tokens.total))
+            return
+        self.chart.set_days(
+            _days(
+                report.by_day,
+                report.since,
+                lambda t: float(report.cost_avoided(t).get(baseline.id, Decimal(0))),
+            ),
+            f"dollars avoided per day vs {baseline.name} (estimated at list prices)",
+            lambda value: money(Decimal(str(value))),
+        )
 
     def _fill(
         self, table: QTableWidget, groups: dict[str, UsageTotals], report: UsageReport
@@ -306,7 +332,11 @@ class UsagePage(QWidget):
         self.refresh()
 
 
-def _days(by_day: Mapping[date, UsageTotals], since: datetime | None) -> list[tuple[date, int]]:
+def _days(
+    by_day: Mapping[date, UsageTotals],
+    since: datetime | None,
+    value: Callable[[UsageTotals], float],
+) -> list[tuple[date, float]]:
     """Every day of the range (empty days too, so gaps show), oldest first."""
     days = dict(by_day)
     today = datetime.now().date()
@@ -315,6 +345,6 @@ def _days(by_day: Mapping[date, UsageTotals], since: datetime | None) -> list[tu
     day = start
     while day <= today:
         totals = days.get(day)
-        out.append((day, totals.tokens.total if totals else 0))
+        out.append((day, value(totals) if totals else 0.0))
         day += timedelta(days=1)
     return out
