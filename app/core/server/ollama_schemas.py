@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.core.engine.request import ChatMessage, Sampling
-from app.core.server.schemas import template_tool_call
+from app.core.engine.request import ChatMessage
+from app.core.server.schemas import SamplingFields, template_tool_call
 
 _ROLES = {"system", "user", "assistant", "tool"}
 
@@ -16,42 +16,13 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class OllamaOptions(_Lenient):
+class OllamaOptions(SamplingFields):
     num_ctx: int | None = None  # the context is fixed at load: a prompt that does not fit is 400
     num_predict: int | None = None
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    top_k: int | None = Field(default=None, ge=0)
-    min_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    seed: int | None = None
-    stop: str | list[str] | None = None
-    repeat_penalty: float | None = Field(default=None, gt=0.0)
-    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
-    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
 
     def max_tokens(self) -> int | None:
         # -1: no limit, -2: fill the context; both end at the context's end here.
         return self.num_predict if self.num_predict and self.num_predict > 0 else None
-
-    def stops(self) -> tuple[str, ...]:
-        if self.stop is None:
-            return ()
-        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
-
-    def sampling(self) -> Sampling:
-        defaults = Sampling()
-        return Sampling(
-            temperature=defaults.temperature if self.temperature is None else self.temperature,
-            top_p=defaults.top_p if self.top_p is None else self.top_p,
-            top_k=defaults.top_k if self.top_k is None else self.top_k,
-            min_p=defaults.min_p if self.min_p is None else self.min_p,
-            repeat_penalty=defaults.repeat_penalty
-            if self.repeat_penalty is None
-            else self.repeat_penalty,
-            presence_penalty=self.presence_penalty or 0.0,
-            frequency_penalty=self.frequency_penalty or 0.0,
-            seed=self.seed,
-        )
 
 
 class OllamaMessage(_Lenient):

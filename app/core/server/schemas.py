@@ -65,9 +65,9 @@ def template_tool_call(call: dict[str, Any]) -> dict[str, Any]:
     return {**call, "type": call.get("type", "function"), "function": function}
 
 
-class _GenerationBody(_Lenient):
-    model: str | None = None
-    max_tokens: int | None = Field(default=None, ge=1)
+class SamplingFields(_Lenient):
+    """The sampling knobs both dialects accept (OpenAI top level, Ollama ``options``)."""
+
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     top_k: int | None = Field(default=None, ge=0)
@@ -77,10 +77,6 @@ class _GenerationBody(_Lenient):
     repeat_penalty: float | None = Field(default=None, gt=0.0)
     seed: int | None = None
     stop: str | list[str] | None = None
-    stream: bool = False
-    stream_options: StreamOptions | None = None
-    n: int = Field(default=1, ge=1, le=1)
-    user: str | None = None
 
     @field_validator("stop")
     @classmethod
@@ -108,6 +104,15 @@ class _GenerationBody(_Lenient):
             frequency_penalty=self.frequency_penalty or 0.0,
             seed=self.seed,
         )
+
+
+class _GenerationBody(SamplingFields):
+    model: str | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    n: int = Field(default=1, ge=1, le=1)
+    user: str | None = None
 
     @property
     def include_usage(self) -> bool:
