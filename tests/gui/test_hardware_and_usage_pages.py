@@ -10,6 +10,8 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from app.core.chats.conversation import ChatSettings
+from app.gui.desktop import Desktop
+from app.gui.hardware.hardware_page import HardwarePage
 from app.gui.main_window import MainWindow
 from tests.gui.conftest import LoadModel
 
@@ -66,3 +68,32 @@ def test_a_chat_reply_is_counted_on_the_usage_page_and_exported(
     (row,) = list(csv.DictReader(target.open()))
     assert row["model"] == "tiny-chatml"
     assert row["completion_tokens"] == "7"
+
+
+def test_live_gpu_memory_is_shown_from_nvml(qtbot: QtBot, desktop: Desktop) -> None:
+    from tests.core.hardware.recorded import RecordedNvml, rtx_4090
+
+    machine = rtx_4090()
+    nvml = RecordedNvml(machine)
+    page = HardwarePage(desktop, gpu_loader=lambda: nvml)
+    qtbot.addWidget(page)
+    gpu = machine.gpus[0]
+    used = (gpu.total_bytes - gpu.free_bytes) / 2**30
+    qtbot.waitUntil(lambda: "GPU 0" in page.gpu_label.text(), timeout=5_000)
+    assert gpu.name in page.gpu_label.text()
+    assert f"{used:.1f} of {gpu.total_bytes / 2**30:.1f} GiB in use" in page.gpu_label.text()
+    page.shutdown()
+    assert nvml.shutdowns == 1
+
+
+def test_without_an_nvidia_driver_the_page_says_why(qtbot: QtBot, desktop: Desktop) -> None:
+    import pynvml
+
+    from tests.core.hardware.recorded import RecordedNvml
+
+    page = HardwarePage(
+        desktop, gpu_loader=lambda: RecordedNvml(init_error=pynvml.NVML_ERROR_LIBRARY_NOT_FOUND)
+    )
+    qtbot.addWidget(page)
+    assert "nothing to measure" in page.gpu_label.text()
+    page.shutdown()

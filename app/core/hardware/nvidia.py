@@ -179,3 +179,67 @@ def read_gpu_energy(loader: NvmlLoader = import_pynvml) -> ProbeResult[tuple[Gpu
         return ProbeResult.missing("nvidia", f"NVML stopped answering: {exc}")
     finally:
         _optional(nvml, nvml.nvmlShutdown)
+
+
+@dataclass(frozen=True)
+class GpuLiveSample:
+    """One GPU's memory use and power draw now (measured by the driver)."""
+
+    index: int
+    name: str
+    memory_used_bytes: int
+    memory_total_bytes: int
+    power_draw_w: float | None
+
+
+class GpuMonitor:
+    """Keeps NVML open to sample every NVIDIA GPU cheaply, e.g. once a second for a live view."""
+
+    def __init__(self, nvml: Nvml) -> None:
+        self._nvml = nvml
+        self._names: dict[int, str] = {}
+
+    @classmethod
+    def open(cls, loader: NvmlLoader = import_pynvml) -> tuple[GpuMonitor | None, str | None]:
+        """A monitor, or None with the reason there is nothing to monitor."""
+        nvml, reason = _start(loader)
+        if nvml is None:
+            return None, reason or "NVML is not available"
+        try:
+            count = nvml.nvmlDeviceGetCount()
+        except nvml.NVMLError as exc:
+            _optional(nvml, nvml.nvmlShutdown)
+            return None, f"NVML stopped answering: {exc}"
+        if count == 0:
+            _optional(nvml, nvml.nvmlShutdown)
+            return None, "NVML sees no NVIDIA GPU"
+        return cls(nvml), None
+
+    def sample(self) -> tuple[GpuLiveSample, ...]:
+        nvml = self._nvml
+        samples = []
+        for index in range(nvml.nvmlDeviceGetCount()):
+            try:
+                handle = nvml.nvmlDeviceGetHandleByIndex(index)
+                if index not in self._names:
+                    self._names[index] = _text(nvml.nvmlDeviceGetName(handle))
+                memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+            except nvml.NVMLError:
+                continue  # a GPU that stopped answering drops out of the live view
+            power_mw = self._power_mw(handle)
+            samples.append(
+                GpuLiveSample(
+                    index=index,
+                    name=self._names[index],
+                    memory_used_bytes=int(memory.used),
+                    memory_total_bytes=int(memory.total),
+                    power_draw_w=power_mw / 1000 if power_mw is not None else None,
+                )
+            )
+        return tuple(samples)
+
+    def _power_mw(self, handle: Any) -> int | None:
+        return _optional(self._nvml, lambda: self._nvml.nvmlDeviceGetPowerUsage(handle))
+
+    def close(self) -> None:
+        _optional(self._nvml, self._nvml.nvmlShutdown)

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.hardware.nvidia import GpuLiveSample, GpuMonitor, NvmlLoader, import_pynvml
 from app.core.hardware.profile import HardwareProfile
 from app.core.hardware.profiles import list_profiles
 from app.gui.desktop import Desktop
@@ -67,10 +68,24 @@ def describe(profile: HardwareProfile) -> str:
     return "<br>".join(lines)
 
 
+def _gpu_line(sample: GpuLiveSample) -> str:
+    power = "" if sample.power_draw_w is None else f", drawing {sample.power_draw_w:.0f} W"
+    return (
+        f"GPU {sample.index} {html.escape(sample.name)}: "
+        f"{sample.memory_used_bytes / GIB:.1f} of {sample.memory_total_bytes / GIB:.1f} GiB "
+        f"in use{power}"
+    )
+
+
 class HardwarePage(QWidget):
     profile_shown = Signal(str)
 
-    def __init__(self, desktop: Desktop, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        desktop: Desktop,
+        parent: QWidget | None = None,
+        gpu_loader: NvmlLoader = import_pynvml,
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("hardwarePage")
         self._desktop = desktop
@@ -105,6 +120,10 @@ class HardwarePage(QWidget):
         live_layout.addWidget(self.ram_bar)
         live_layout.addWidget(self.ram_label)
         live_layout.addWidget(self.process_label)
+        self.gpu_label = QLabel()
+        self.gpu_label.setObjectName("gpuLive")
+        self.gpu_label.setTextFormat(Qt.TextFormat.RichText)
+        live_layout.addWidget(self.gpu_label)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(16, 8, 16, 12)
@@ -113,6 +132,10 @@ class HardwarePage(QWidget):
         layout.addWidget(profile_box, 1)
 
         self._process = psutil.Process()
+        # NVML stays open while the page lives: one sample a second costs a few driver calls.
+        self._gpus, no_gpu_reason = GpuMonitor.open(gpu_loader)
+        if self._gpus is None:
+            self.gpu_label.setText(f"GPU memory: nothing to measure ({no_gpu_reason})")
         self._timer = QTimer(self)
         self._timer.setInterval(LIVE_MS)
         self._timer.timeout.connect(self._on_timer_timeout)
@@ -158,6 +181,11 @@ class HardwarePage(QWidget):
         self.process_label.setText(
             f"Homefire (with the loaded model): {rss / GIB:.2f} GiB resident"
         )
+        if self._gpus is not None:
+            self.gpu_label.setText("<br>".join(_gpu_line(s) for s in self._gpus.sample()))
 
     def shutdown(self) -> None:
         self._timer.stop()
+        if self._gpus is not None:
+            self._gpus.close()
+            self._gpus = None
