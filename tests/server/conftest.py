@@ -3,6 +3,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,6 +12,20 @@ from app.core.server.app import ServerConfig
 from app.core.services import AppServices
 
 ServerFactory = Callable[..., AppServices]
+
+# A tool both dialects' tests offer the model.
+WEATHER_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "enum": ["Paris", "Oslo"]}},
+            "required": ["city"],
+        },
+    },
+}
 
 
 @pytest.fixture(autouse=True)

@@ -10,20 +10,7 @@ import httpx
 import ollama
 import pytest
 
-from tests.server.conftest import ServerFactory, base_url
-
-WEATHER_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather for a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string", "enum": ["Paris", "Oslo"]}},
-            "required": ["city"],
-        },
-    },
-}
+from tests.server.conftest import WEATHER_TOOL, ServerFactory, base_url
 
 
 @pytest.fixture

@@ -15,20 +15,8 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from tests.server.conftest import ServerFactory, base_url
+from tests.server.conftest import WEATHER_TOOL, ServerFactory, base_url
 
-WEATHER_TOOL: dict[str, Any] = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Weather for a city",
-        "parameters": {
-            "type": "object",
-            "properties": {"city": {"type": "string", "enum": ["Paris", "Oslo"]}},
-            "required": ["city"],
-        },
-    },
-}
 TIME_TOOL: dict[str, Any] = {"type": "function", "function": {"name": "get_time"}}
 ASK = [{"role": "user", "content": "Weather in Paris?"}]
 
