@@ -20,8 +20,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psutil
-
 from app.core.chats.conversation import (
     DEFAULT_TITLE,
     ChatSettings,
@@ -35,6 +33,7 @@ from app.core.engine.request import Role
 from app.core.errors import ConfigError, StorageError
 from app.core.storage import db
 from app.core.storage.paths import AppPaths
+from app.core.storage.writer_process import current_process, process_alive
 
 COMPONENT = "chats"
 MIGRATIONS: tuple[db.Migration, ...] = (
@@ -85,7 +84,7 @@ class ChatStore:
     def __init__(self, db_path: Path) -> None:
         self._path = db_path
         self._lock = threading.Lock()
-        self._pid, self._pid_started = _process_identity()
+        self._pid, self._pid_started = current_process()
         self._conn = db.connect(db_path)
         try:
             db.migrate(self._conn, db_path, COMPONENT, MIGRATIONS)
@@ -274,7 +273,7 @@ class ChatStore:
         dead = [
             int(row[0])
             for row in rows
-            if row[1] is None or not _alive(int(row[1]), float(row[2] or 0.0))
+            if row[1] is None or not process_alive(int(row[1]), float(row[2] or 0.0))
         ]
         if dead:
             with self._write() as conn:
@@ -404,19 +403,3 @@ def _message(row: tuple[object, ...]) -> Message:
         stats=stats,
         error=None if row[8] is None else str(row[8]),
     )
-
-
-def _process_identity() -> tuple[int, float]:
-    process = psutil.Process()
-    return process.pid, process.create_time()
-
-
-def _alive(pid: int, started: float) -> bool:
-    """Is the process that is writing a reply still running? A reused pid starts at another time."""
-    try:
-        process = psutil.Process(pid)
-        return (
-            abs(process.create_time() - started) < 0.01 and process.status() != psutil.STATUS_ZOMBIE
-        )
-    except psutil.Error:
-        return False

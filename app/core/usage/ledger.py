@@ -23,11 +23,10 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-import psutil
-
 from app.core.errors import StorageError
 from app.core.storage import db
 from app.core.storage.paths import AppPaths
+from app.core.storage.writer_process import current_process, process_alive
 from app.core.usage.clients import UNKNOWN_CLIENT
 from app.core.usage.counts import TokenCounts, UsageTotals
 
@@ -149,7 +148,7 @@ class UsageLedger:
         self._read_lock = threading.Lock()
         self._active: dict[int, _Active] = {}
         self._subscribers: list[UsageCallback] = []
-        self._pid, self._pid_started = _process_identity()
+        self._pid, self._pid_started = current_process()
         self._write = db.connect(db_path)
         try:
             db.migrate(self._write, db_path, COMPONENT, MIGRATIONS)
@@ -323,7 +322,9 @@ class UsageLedger:
                     "SELECT DISTINCT owner_pid, owner_started FROM usage_generations "
                     "WHERE finish_reason IS NULL"
                 ).fetchall()
-                dead = [(pid, started) for pid, started in owners if not _alive(pid, started)]
+                dead = [
+                    (pid, started) for pid, started in owners if not process_alive(pid, started)
+                ]
                 closed = 0
                 with db.transaction(self._write):
                     for pid, started in dead:
@@ -603,19 +604,3 @@ def _parse_stamp(text: str) -> datetime:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _process_identity() -> tuple[int, float]:
-    process = psutil.Process()
-    return process.pid, process.create_time()
-
-
-def _alive(pid: int, started: float) -> bool:
-    """Is the process that wrote a row still running? A reused pid has another start time."""
-    try:
-        process = psutil.Process(pid)
-        return (
-            abs(process.create_time() - started) < 0.01 and process.status() != psutil.STATUS_ZOMBIE
-        )
-    except psutil.Error:
-        return False
