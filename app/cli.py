@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 
 from app import __version__
@@ -34,6 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     for module in COMMAND_MODULES:
         module.register(sub)
     return parser
+
+
+def _no_display(environ: Mapping[str, str]) -> bool:
+    """On Linux, Qt aborts the process when it finds no display: say so in one line instead."""
+    if not sys.platform.startswith("linux"):
+        return False
+    return not any(environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -63,6 +71,13 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_desktop(args: argparse.Namespace) -> int:
+    if _no_display(os.environ):
+        print(  # noqa: T201
+            "homefire: no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset); "
+            "run `homefire serve` for the headless server",
+            file=sys.stderr,
+        )
+        return 1
     try:
         from app.gui.main import run_desktop  # Qt loads only when the window is wanted
     except ImportError:

@@ -1,0 +1,31 @@
+"""``homefire`` with no command on a Linux machine without a display: one line, not a Qt abort."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Qt needs a display on Linux only")
+def test_no_display_is_one_clear_line_and_exit_1() -> None:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "app"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "homefire: no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset); "
+        "run `homefire serve` for the headless server"
+    ]
