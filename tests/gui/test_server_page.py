@@ -8,7 +8,9 @@ import httpx
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from app.gui.desktop import Desktop
 from app.gui.main_window import MainWindow
+from app.gui.server.server_page import ServerPage
 from tests.gui.conftest import LoadModel
 
 
@@ -65,3 +67,28 @@ def test_lan_access_needs_an_api_key(qtbot: QtBot, window: MainWindow) -> None:
     assert page.start_button.isEnabled()
     assert page.config().host == "0.0.0.0"
     assert "export OPENAI_API_KEY=sekrit" in page.snippet_text("Aider")
+
+
+def test_ollamas_port_is_offered_until_the_user_picks_one(qtbot: QtBot, desktop: Desktop) -> None:
+    import socket
+
+    from app.core.server.port import OLLAMA_PORT
+
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", OLLAMA_PORT))
+        holder.listen()
+    except OSError:
+        pass  # something else holds 11434 already: the page must fall back all the same
+    try:
+        busy = ServerPage(desktop)
+        qtbot.addWidget(busy)
+        assert busy.port.value() == desktop.services.settings.server.port  # 8080, the default
+        busy.shutdown()
+    finally:
+        holder.close()
+    desktop.services.settings.server.port = 9000  # the user's choice wins over any offer
+    chosen = ServerPage(desktop)
+    qtbot.addWidget(chosen)
+    assert chosen.port.value() == 9000
+    chosen.shutdown()

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import ConfigError, SecretsUnavailable
 from app.core.server.app import ServerConfig
+from app.core.server.port import offer_port
 from app.core.server.request_log import RequestLog, RequestRecord
 from app.core.server.runner import ServerRunner
 from app.core.storage.secrets import delete_secret, read_secret, save_secret
@@ -80,7 +81,11 @@ class ServerPage(QWidget):
         self.port = QSpinBox()
         self.port.setRange(0, 65535)
         self.port.setSpecialValueText("any free port")
-        self.port.setValue(settings.port)
+        # Until the user picks a port, offer Ollama's 11434 when it is free: Ollama clients
+        # (Copilot, JetBrains, Open WebUI) then find Homefire with no configuration.
+        chosen = "port" in settings.model_fields_set
+        self.port.setValue(settings.port if chosen else offer_port(fallback=settings.port))
+        self.port.setToolTip("11434 is Ollama's port: Ollama clients find Homefire there")
         self.port.setMaximumWidth(180)
         self.lan = QCheckBox("Allow other devices on my network (needs an API key)")
         self.lan.setChecked(settings.host not in ("127.0.0.1", "localhost", "::1"))
