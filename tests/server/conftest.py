@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from app.core.engine.request import LoadOptions
+from app.core.engine.result import GenerationResult
 from app.core.server.app import ServerConfig
 from app.core.services import AppServices
 
@@ -69,3 +70,42 @@ def tiny_coder_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.server.tiny_coder import write_tiny_coder
 
     return write_tiny_coder(tmp_path_factory.mktemp("models") / "tiny-coder.gguf")
+
+
+class TokenCounter:
+    """Engine observer: the live token count of the running job, and every finished result."""
+
+    def __init__(self) -> None:
+        self.current = 0
+        self.results: list[GenerationResult] = []
+        self.changed = threading.Condition()
+
+    def generation_started(self, *args: object) -> None:
+        with self.changed:
+            self.current = 0
+
+    def generation_progressed(self, job_id: int, completion_tokens: int) -> None:
+        with self.changed:
+            self.current = completion_tokens
+            self.changed.notify_all()
+
+    def generation_finished(
+        self, job_id: int, result: GenerationResult | None, error: object
+    ) -> None:
+        with self.changed:
+            if result is not None:
+                self.results.append(result)
+            self.changed.notify_all()
+
+    def wait_for_results(self, count: int, timeout_s: float = 120) -> list[GenerationResult]:
+        with self.changed:
+            assert self.changed.wait_for(lambda: len(self.results) >= count, timeout_s)
+            return list(self.results)
+
+
+@pytest.fixture
+def starter(serve: ServerFactory, starter_model: Path) -> tuple[AppServices, TokenCounter]:
+    services = serve(starter_model, n_ctx=2048)
+    counter = TokenCounter()
+    services.engine.add_observer(counter)
+    return services, counter

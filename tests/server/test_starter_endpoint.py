@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,45 +10,11 @@ import httpx
 import openai
 import pytest
 
-from app.core.engine.result import GenerationResult
 from app.core.services import AppServices
-from tests.server.conftest import ServerFactory, base_url
+from tests.server.conftest import ServerFactory, TokenCounter, base_url
 
 
-class FinishRecorder:
-    def __init__(self) -> None:
-        self.results: list[GenerationResult] = []
-        self.finished = threading.Condition()
-
-    def generation_started(self, *args: object) -> None:
-        pass
-
-    def generation_progressed(self, *args: object) -> None:
-        pass
-
-    def generation_finished(
-        self, job_id: int, result: GenerationResult | None, error: object
-    ) -> None:
-        with self.finished:
-            if result is not None:
-                self.results.append(result)
-            self.finished.notify_all()
-
-    def wait_for(self, count: int, timeout_s: float = 60) -> list[GenerationResult]:
-        with self.finished:
-            assert self.finished.wait_for(lambda: len(self.results) >= count, timeout_s)
-            return list(self.results)
-
-
-@pytest.fixture
-def starter(serve: ServerFactory, starter_model: Path) -> tuple[AppServices, FinishRecorder]:
-    services = serve(starter_model, n_ctx=2048)
-    recorder = FinishRecorder()
-    services.engine.add_observer(recorder)
-    return services, recorder
-
-
-def test_the_starter_model_answers_a_question(starter: tuple[AppServices, FinishRecorder]) -> None:
+def test_the_starter_model_answers_a_question(starter: tuple[AppServices, TokenCounter]) -> None:
     services, _ = starter
     client = openai.OpenAI(base_url=f"{base_url(services)}/v1", api_key="x", max_retries=0)
     reply = client.chat.completions.create(
@@ -64,7 +29,7 @@ def test_the_starter_model_answers_a_question(starter: tuple[AppServices, Finish
 
 
 def test_gemma_control_tokens_typed_by_a_user_stay_text(
-    starter: tuple[AppServices, FinishRecorder],
+    starter: tuple[AppServices, TokenCounter],
 ) -> None:
     services, _ = starter
     url = base_url(services)
@@ -84,7 +49,7 @@ def test_gemma_control_tokens_typed_by_a_user_stay_text(
 
 
 def test_a_client_that_disconnects_mid_stream_frees_the_engine(
-    starter: tuple[AppServices, FinishRecorder],
+    starter: tuple[AppServices, TokenCounter],
 ) -> None:
     services, recorder = starter
     url = base_url(services)
@@ -100,7 +65,7 @@ def test_a_client_that_disconnects_mid_stream_frees_the_engine(
                 received += 1
             if received >= 5:
                 break  # leaving the block closes the connection
-    (first,) = recorder.wait_for(1)
+    (first,) = recorder.wait_for_results(1, timeout_s=60)
     assert first.finish_reason == "cancelled"
     assert first.completion_tokens < 300
     after = httpx.post(
@@ -110,20 +75,20 @@ def test_a_client_that_disconnects_mid_stream_frees_the_engine(
 
 
 def test_a_non_streaming_client_that_gives_up_frees_the_engine(
-    starter: tuple[AppServices, FinishRecorder],
+    starter: tuple[AppServices, TokenCounter],
 ) -> None:
     services, recorder = starter
     url = base_url(services)
     body = {"prompt": "Once upon a time", "max_tokens": 1500}
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{url}/v1/completions", json=body, timeout=1.0)
-    (first,) = recorder.wait_for(1)
+    (first,) = recorder.wait_for_results(1, timeout_s=60)
     assert first.finish_reason == "cancelled"
     assert first.completion_tokens < 1500
 
 
 def test_concurrent_requests_are_all_served_in_full(
-    starter: tuple[AppServices, FinishRecorder],
+    starter: tuple[AppServices, TokenCounter],
 ) -> None:
     services, recorder = starter
     client = openai.OpenAI(base_url=f"{base_url(services)}/v1", api_key="x", max_retries=0)
@@ -142,7 +107,7 @@ def test_concurrent_requests_are_all_served_in_full(
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(ask, range(4)))
     assert all(finish in ("length", "stop") for _, finish in answers)
-    results = recorder.wait_for(4)
+    results = recorder.wait_for_results(4, timeout_s=60)
     assert all(r.finish_reason != "cancelled" for r in results)
     assert sum(r.completion_tokens for r in results) >= 4 * 8
 

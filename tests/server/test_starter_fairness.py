@@ -5,56 +5,14 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from app.core.engine.result import GenerationResult
 from app.core.services import AppServices
-from tests.server.conftest import ServerFactory, base_url
-
-
-class TokenCounter:
-    """Engine observer: the live token count of the running job, and every finished result."""
-
-    def __init__(self) -> None:
-        self.current = 0
-        self.results: list[GenerationResult] = []
-        self.changed = threading.Condition()
-
-    def generation_started(self, *args: object) -> None:
-        with self.changed:
-            self.current = 0
-
-    def generation_progressed(self, job_id: int, completion_tokens: int) -> None:
-        with self.changed:
-            self.current = completion_tokens
-            self.changed.notify_all()
-
-    def generation_finished(
-        self, job_id: int, result: GenerationResult | None, error: object
-    ) -> None:
-        with self.changed:
-            if result is not None:
-                self.results.append(result)
-            self.changed.notify_all()
-
-    def wait_for_results(self, count: int) -> list[GenerationResult]:
-        with self.changed:
-            assert self.changed.wait_for(lambda: len(self.results) >= count, 120)
-            return list(self.results)
-
-
-@pytest.fixture
-def starter(serve: ServerFactory, starter_model: Path) -> tuple[AppServices, TokenCounter]:
-    services = serve(starter_model, n_ctx=2048)
-    counter = TokenCounter()
-    services.engine.add_observer(counter)
-    return services, counter
+from tests.server.conftest import TokenCounter, base_url
 
 
 def _stream_chat(url: str, i: int) -> tuple[int, str | None, bool]:
