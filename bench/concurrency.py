@@ -47,7 +47,8 @@ class Outcome:
 
 def in_process(model: Path) -> list[Outcome]:
     from app.core.engine.engine import Engine
-    from app.core.engine.request import GenerationRequest, LoadOptions, Sampling
+    from app.core.engine.request import GenerationRequest, Sampling
+    from app.core.load_options import LoadOptions
 
     engine = Engine()
     try:

@@ -19,15 +19,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from app.core.catalog.estimator import MIB, LoadPlan, ModelFacts, estimate
+from app.core.catalog.estimator import LoadPlan, ModelFacts, estimate
 from app.core.catalog.gguf_header import read_local_model
+from app.core.sizes import MIB
 
 CASES: tuple[dict[str, object], ...] = (
     {"n_ctx": 2048},
     {"n_ctx": 8192},
     {"n_ctx": 32768},
-    {"n_ctx": 8192, "flash_attn": True, "kv_type": "q8_0"},
-    {"n_ctx": 8192, "flash_attn": True, "kv_type": "q4_0"},
+    {"n_ctx": 8192, "flash_attn": True, "kv_cache_type": "q8_0"},
+    {"n_ctx": 8192, "flash_attn": True, "kv_cache_type": "q4_0"},
     {"n_ctx": 16384, "flash_attn": True},
     {"n_ctx": 8192, "swa_full": False},
 )
@@ -50,8 +51,8 @@ def measure(path: Path, case: dict[str, object]) -> int:
     kwargs: dict[str, object] = {"n_ctx": case["n_ctx"]}
     if case.get("flash_attn"):
         kwargs["flash_attn"] = True
-    if "kv_type" in case:
-        kv = KV_TYPE_IDS[str(case["kv_type"])]
+    if "kv_cache_type" in case:
+        kv = KV_TYPE_IDS[str(case["kv_cache_type"])]
         kwargs["type_k"] = kv
         kwargs["type_v"] = kv
     if "swa_full" in case:
@@ -84,7 +85,7 @@ def main() -> int:
         for case in CASES:
             plan = LoadPlan(
                 n_ctx=int(str(case["n_ctx"])),
-                kv_type=str(case.get("kv_type", "f16")),  # type: ignore[arg-type]
+                kv_cache_type=str(case.get("kv_cache_type", "f16")),  # type: ignore[arg-type]
                 flash_attn=bool(case.get("flash_attn", False)),
                 swa_full=bool(case.get("swa_full", True)),
             )

@@ -15,17 +15,17 @@ from typing import Any
 
 from app.core.catalog.calibration import FitCalibration, LoadMeasurement
 from app.core.catalog.catalog import catalog_variants, find_entry, load_catalog
-from app.core.catalog.estimator import HEADER_BASIS, ModelFacts
-from app.core.catalog.gguf_header import read_local_model
-from app.core.catalog.quants import quant_from_filename
+from app.core.catalog.estimator import HEADER_BASIS
+from app.core.catalog.load_plan import variant_for_file
 from app.core.catalog.recommend import Goal, Variant, Verdict, recommend
 from app.core.catalog.remote_gguf import variants_for_repo as remote_variants_for_repo
 from app.core.errors import ConfigError, HubOffline, InvalidModelFile, UnknownModel
 from app.core.hardware.profile import HardwareProfile
+from app.core.load_options import KV_CACHE_TYPES
+from app.core.sizes import format_size
 from app.core.storage.paths import AppPaths
 
 JSON_SCHEMA = 1
-GIB = 2**30
 SPEED_BASIS = "estimated: bandwidth × efficiency ÷ weights read per token (short context)"
 QUALITY_BASIS = "KL-divergence vs FP16 measured on Llama-3-8B (llama.cpp); ranks quants"
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -42,7 +42,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--ctx", type=int, default=8192, help="context length (default 8192)")
     parser.add_argument("--profile", help="plan for a hardware profile instead of this machine")
     parser.add_argument(
-        "--kv-type", choices=("f16", "q8_0", "q4_0"), default="f16", help="KV cache type"
+        "--kv-type",
+        dest="kv_cache_type",
+        choices=KV_CACHE_TYPES,
+        default="f16",
+        help="KV cache type (a quantized one implies flash attention)",
     )
     parser.add_argument(
         "--goal", choices=("balanced", "quality", "speed"), default="balanced",
@@ -68,13 +72,8 @@ def variants_for_repo(repo_id: str) -> list[Variant]:
 
 
 def variants_for_file(path: Path) -> tuple[str, list[Variant]]:
-    header = read_local_model(path)
-    quant = header.quant or quant_from_filename(path.name) or "unknown"
-    size = header.file_size or path.stat().st_size
-    variant = Variant(
-        quant, ModelFacts.from_header(header), size, "file size on disk", (str(path),)
-    )
-    return header.name or path.name, [variant]
+    file = variant_for_file(path)
+    return file.name, [file.variant]
 
 
 def resolve_model(model: str) -> tuple[str, list[Variant]]:
@@ -136,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if calibration:
             calibration.close()
-    verdicts = recommend(profile, variants, args.ctx, goal, args.kv_type, correction)
+    verdicts = recommend(profile, variants, args.ctx, goal, args.kv_cache_type, correction)
     if args.json:
         report = to_json(title, profile, args, verdicts)
         report["measured_here"] = [_measurement_json(m) for m in measured]
@@ -172,9 +171,9 @@ def _measured_lines(measured: list[LoadMeasurement]) -> list[str]:
     for m in measured:
         speed = "" if m.measured_tokens_per_s is None else f", {m.measured_tokens_per_s:.0f} tok/s"
         lines.append(
-            f"  {m.measured_at:%Y-%m-%d %H:%M} {m.model_name} at {m.n_ctx} tokens, KV {m.kv_type}: "
-            f"{m.measured_ram_bytes / 2**20:.0f} MiB measured, "
-            f"{m.predicted_ram_bytes / 2**20:.0f} MiB estimated ({m.ram_error:+.1%}){speed}"
+            f"  {m.measured_at:%Y-%m-%d %H:%M} {m.model_name} at {m.n_ctx} tokens, "
+            f"KV {m.kv_cache_type}: {format_size(m.measured_ram_bytes)} measured, "
+            f"{format_size(m.predicted_ram_bytes)} estimated ({m.ram_error:+.1%}){speed}"
         )
     return lines
 
@@ -184,7 +183,7 @@ def _measurement_json(m: LoadMeasurement) -> dict[str, Any]:
         "measured_at": m.measured_at.isoformat(),
         "model": m.model_name,
         "n_ctx": m.n_ctx,
-        "kv_type": m.kv_type,
+        "kv_type": m.kv_cache_type,
         "flash_attn": m.flash_attn,
         "n_gpu_layers": m.n_gpu_layers,
         "estimated_ram_bytes": m.predicted_ram_bytes,
@@ -193,8 +192,8 @@ def _measurement_json(m: LoadMeasurement) -> dict[str, Any]:
     }
 
 
-def _gib(value: int | None) -> str:
-    return "-" if not value else f"{value / GIB:.1f} GiB"
+def _size_or_dash(value: int | None) -> str:
+    return format_size(value) if value else "-"
 
 
 def _estimated(variant: Variant) -> bool:
@@ -202,7 +201,7 @@ def _estimated(variant: Variant) -> bool:
 
 
 def _size(variant: Variant) -> str:
-    return ("~" if _estimated(variant) else "") + _gib(variant.file_size)
+    return ("~" if _estimated(variant) else "") + _size_or_dash(variant.file_size)
 
 
 def render_table(title: str, profile: HardwareProfile, n_ctx: int, verdicts: list[Verdict]) -> str:
@@ -214,7 +213,7 @@ def render_table(title: str, profile: HardwareProfile, n_ctx: int, verdicts: lis
         tps = "-" if v.tokens_per_s is None else f"~{v.tokens_per_s:.0f}"
         rows.append(
             ("*" if v.recommended else "", v.variant.quant, _size(v.variant),
-             _gib(v.gpu_bytes), _gib(v.ram_bytes), v.label, tps, loss, v.reason)
+             _size_or_dash(v.gpu_bytes), _size_or_dash(v.ram_bytes), v.label, tps, loss, v.reason)
         )  # fmt: skip
     widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
     lines = [f"{title} at {n_ctx} tokens of context on {profile.name} ({profile.source})"]
@@ -230,7 +229,7 @@ def render_table(title: str, profile: HardwareProfile, n_ctx: int, verdicts: lis
     bases = sorted({v.variant.size_basis for v in verdicts if not _estimated(v.variant)})
     if any(_estimated(v.variant) for v in verdicts):
         bases.append("~ = estimated from parameters × bits per weight")
-    memory = sorted({v.estimate.basis for v in verdicts if v.estimate})
+    memory = sorted({v.estimate.basis for v in verdicts})
     lines.append(f"file sizes: {'; '.join(bases)}")
     lines.append(f"memory: {'; '.join(memory) or HEADER_BASIS}")
     lines.append(f"tok/s: {SPEED_BASIS}")
@@ -241,12 +240,14 @@ def render_table(title: str, profile: HardwareProfile, n_ctx: int, verdicts: lis
 def to_json(
     title: str, profile: HardwareProfile, args: argparse.Namespace, verdicts: list[Verdict]
 ) -> dict[str, Any]:
+    # Schema 1 is a published contract: its keys keep their names ("kv_type" is the KV cache
+    # type, "cpu_moe_layers" the MoE layers whose experts stay in RAM).
     return {
         "schema": JSON_SCHEMA,
         "model": title,
         "profile": {"name": profile.name, "source": profile.source},
         "n_ctx": args.ctx,
-        "kv_type": args.kv_type,
+        "kv_type": args.kv_cache_type,
         "goal": args.goal,
         "recommended": next((v.variant.quant for v in verdicts if v.recommended), None),
         "variants": [_variant_json(v) for v in verdicts],
@@ -264,8 +265,8 @@ def _variant_json(v: Verdict) -> dict[str, Any]:
         "gpu_bytes": v.gpu_bytes,
         "ram_bytes": v.ram_bytes,
         "gpu_layers": v.gpu_layers,
-        "cpu_moe_layers": v.cpu_moe_layers,
-        "memory_basis": v.estimate.basis if v.estimate else None,
+        "cpu_moe_layers": v.moe_experts_on_cpu_layers,
+        "memory_basis": v.estimate.basis,
         "tokens_per_s": None if v.tokens_per_s is None else round(v.tokens_per_s, 1),
         "tokens_per_s_basis": v.speed_basis or None,
         "quality": {

@@ -28,9 +28,8 @@ from app.core.hardware.profiles import (
     remove_user_profile,
     save_user_profile,
 )
+from app.core.sizes import format_size
 from app.core.storage.paths import AppPaths
-
-GIB = 1024**3
 
 
 def register(subparsers: Any) -> None:
@@ -101,17 +100,13 @@ def _read_profile_file(path: Path) -> HardwareProfile:
     return profile_from_dict(data, path.name)
 
 
-def _gib(size: int) -> str:
-    return f"{size / GIB:.1f} GiB"
-
-
 def _profile_line(profile: HardwareProfile) -> str:
     gpus = ", ".join(_gpu_short(gpu) for gpu in profile.gpus) or "no GPU"
-    return f"{profile.name}  [{profile.source}]  RAM {_gib(profile.ram_total_bytes)}; {gpus}"
+    return f"{profile.name}  [{profile.source}]  RAM {format_size(profile.ram_total_bytes)}; {gpus}"
 
 
 def _gpu_short(gpu: GpuDevice) -> str:
-    return f"{gpu.name} {_gib(gpu.usable_memory_bytes or gpu.memory_total_bytes)}"
+    return f"{gpu.name} {format_size(gpu.usable_memory_bytes or gpu.memory_total_bytes)}"
 
 
 def _heading(profile: HardwareProfile) -> str:
@@ -140,21 +135,23 @@ def _cpu_line(profile: HardwareProfile) -> str:
 def _ram_line(profile: HardwareProfile) -> str:
     if not profile.ram_total_bytes:
         return "unknown"
-    line = f"{_gib(profile.ram_total_bytes)} total"
+    line = f"{format_size(profile.ram_total_bytes)} total"
     if profile.ram_available_bytes is not None:
-        line += f", {_gib(profile.ram_available_bytes)} available"
+        line += f", {format_size(profile.ram_available_bytes)} available"
     if profile.ram_bandwidth_gbs:
         line += f"; {profile.ram_bandwidth_gbs:g} GB/s ({profile.ram_bandwidth_source})"
     return line
 
 
 def _gpu_lines(gpu: GpuDevice) -> list[str]:
-    memory = f"{_gib(gpu.memory_total_bytes)}{' unified' if gpu.unified_memory else ''}"
+    memory = f"{format_size(gpu.memory_total_bytes)}{' unified' if gpu.unified_memory else ''}"
     if gpu.memory_free_bytes is not None:
-        memory += f", {_gib(gpu.memory_free_bytes)} free"
+        memory += f", {format_size(gpu.memory_free_bytes)} free"
     lines = [f"GPU {gpu.index}:    {gpu.name}, {memory}"]
     if gpu.usable_memory_bytes is not None:
-        lines.append(f"  GPU may use {_gib(gpu.usable_memory_bytes)} ({gpu.usable_memory_source})")
+        lines.append(
+            f"  GPU may use {format_size(gpu.usable_memory_bytes)} ({gpu.usable_memory_source})"
+        )
     if gpu.memory_bandwidth_gbs:
         lines.append(
             f"  bandwidth {gpu.memory_bandwidth_gbs:g} GB/s ({gpu.memory_bandwidth_source})"
@@ -187,7 +184,7 @@ def describe(profile: HardwareProfile, models_dir: Path | None = None) -> list[s
     lines.append(f"Backends: {backends}{build}")
     if profile.disk_free_bytes is not None:
         where = f" at {models_dir}" if models_dir else ""
-        lines.append(f"Disk:     {_gib(profile.disk_free_bytes)} free{where}")
+        lines.append(f"Disk:     {format_size(profile.disk_free_bytes)} free{where}")
     if profile.absent:
         lines.append("Not read:")
         lines.extend(f"  {part.part}: {part.reason}" for part in profile.absent)

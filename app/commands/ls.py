@@ -9,9 +9,9 @@ import argparse
 import json
 from typing import Any
 
-from app.core.downloads.manager import format_bytes
 from app.core.library.model import LibraryModel
 from app.core.library.sources import build_library
+from app.core.sizes import format_size
 from app.core.storage.paths import AppPaths
 from app.core.storage.settings import SettingsStore
 
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     rows = [
         (
             m.name,
-            format_bytes(m.size_bytes),
+            format_size(m.size_bytes),
             m.quant or "?",
             m.architecture or "?",
             m.source + ("" if m.owned else " (not Homefire's)"),

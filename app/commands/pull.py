@@ -20,10 +20,10 @@ from app.core.downloads.manager import (
     DownloadManager,
     DownloadProgress,
     DownloadRequest,
-    format_bytes,
 )
 from app.core.errors import AppError, ConfigError, RepoNotFound
 from app.core.library.sources import other_tools_copies
+from app.core.sizes import format_size
 from app.core.storage.paths import AppPaths
 
 # When the recommender cannot judge (no header, nothing fits), this order decides: the
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         raise RepoNotFound(f"{args.repo} has no complete GGUF variant to download")
     variant, why = choose_variant(variants, args.quant, args.file, hub)
     print(  # noqa: T201
-        f"{args.repo}: {variant.quant or variant.key}, {format_bytes(variant.size_bytes)} "
+        f"{args.repo}: {variant.quant or variant.key}, {format_size(variant.size_bytes)} "
         f"in {len(variant.files)} file{'s' if len(variant.files) > 1 else ''} ({why})"
     )
     paths = AppPaths.from_env()
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         done = item.progress().bytes_done
         bar.finish()
         print(  # noqa: T201
-            f"paused at {format_bytes(done)} of {format_bytes(variant.size_bytes)}; run the same "
+            f"paused at {format_size(done)} of {format_size(variant.size_bytes)}; run the same "
             "command to continue",
             file=sys.stderr,
         )
@@ -173,10 +173,10 @@ class ProgressBar:
     def _line(self, p: DownloadProgress) -> str:
         filled = int(self._width * min(1.0, p.fraction))
         bar = "#" * filled + "-" * (self._width - filled)
-        speed = f"{format_bytes(p.speed_bps)}/s" if p.speed_bps else "--"
+        speed = f"{format_size(p.speed_bps)}/s" if p.speed_bps else "--"
         eta = _clock(p.eta_s) + " left" if p.eta_s is not None else ""
         status = "" if p.state == "downloading" else f"  {p.message}"
-        done, total = format_bytes(p.bytes_done), format_bytes(p.total_bytes)
+        done, total = format_size(p.bytes_done), format_size(p.total_bytes)
         return f"[{bar}] {p.fraction:4.0%} {done}/{total}  {speed}  {eta}{status}"
 
 

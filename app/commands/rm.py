@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from app.core.downloads.manager import format_bytes
 from app.core.errors import UnknownModel
 from app.core.library.sources import build_library
 from app.core.library.sources.removal import remove_model
+from app.core.sizes import format_size
 from app.core.storage.paths import AppPaths
 from app.core.storage.settings import SettingsStore
 
@@ -44,5 +44,5 @@ def run(args: argparse.Namespace) -> int:
             raise UnknownModel(f"{model.path} is not a model in the library; delete it yourself")
         model = listed[0]
     removed = remove_model(model, force=args.force)
-    print(f"deleted {model.name} ({format_bytes(model.size_bytes)}, {len(removed)} files)")  # noqa: T201
+    print(f"deleted {model.name} ({format_size(model.size_bytes)}, {len(removed)} files)")  # noqa: T201
     return 0

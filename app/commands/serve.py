@@ -9,8 +9,10 @@ import threading
 from typing import Any
 
 from app.core.errors import UnknownModel
+from app.core.load_options import LoadOptions
 from app.core.server.app import ServerConfig
 from app.core.services import AppServices
+from app.core.sizes import format_size
 
 
 def register(subparsers: Any) -> None:
@@ -51,12 +53,15 @@ def run(args: argparse.Namespace) -> int:
         wanted = args.model or settings.default_model or _first_model(services)
         model = services.library.resolve(wanted)
         print(f"Loading {model.name} ...", file=sys.stderr)  # noqa: T201
-        info = services.load_model(model, n_ctx=args.ctx, n_gpu_layers=args.gpu_layers)
+        options = LoadOptions(
+            model.path, n_ctx=args.ctx or settings.engine.n_ctx, n_gpu_layers=args.gpu_layers
+        )
+        info = services.load_model(model, options)
         measured = services.fit_feedback.last_load()
         if measured is not None:
             print(  # noqa: T201
-                f"Memory: {measured.measured_ram_bytes / 2**20:.0f} MiB measured over the load, "
-                f"{measured.predicted_ram_bytes / 2**20:.0f} MiB estimated "
+                f"Memory: {format_size(measured.measured_ram_bytes)} measured over the load, "
+                f"{format_size(measured.predicted_ram_bytes)} estimated "
                 f"({measured.ram_error:+.1%})",
                 file=sys.stderr,
             )

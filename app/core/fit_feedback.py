@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 
 from app.core.catalog.calibration import FitCalibration, LoadMeasurement
 from app.core.catalog.estimator import LoadPlan, ModelFacts, estimate
 from app.core.catalog.gguf_header import read_local_model
-from app.core.engine.request import GenerationRequest, LoadOptions
+from app.core.engine.request import GenerationRequest
 from app.core.engine.result import GenerationResult, ModelInfo
 from app.core.errors import AppError
+from app.core.load_options import LoadOptions
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +52,14 @@ class FitFeedback:
             return
         try:
             facts = ModelFacts.from_header(read_local_model(info.path))
-            plan = LoadPlan(
-                n_ctx=info.n_ctx,
-                kv_type=options.kv_cache_type,
-                flash_attn=options.flash_attn,
-                n_gpu_layers=options.n_gpu_layers,
-                n_cpu_moe=options.moe_experts_on_cpu_layers,
-            )
+            # No hardware profile here to name a GPU backend: this is the all-in-RAM prediction.
+            plan = LoadPlan.from_options(replace(options, n_ctx=info.n_ctx), gpu_backend=None)
             predicted = estimate(facts, plan).ram_after_load_bytes
             load_id = self._calibration.record_load(
                 model_path=info.path,
                 model_name=info.model_id,
                 n_ctx=info.n_ctx,
-                kv_type=options.kv_cache_type,
+                kv_cache_type=options.kv_cache_type,
                 flash_attn=options.flash_attn,
                 n_gpu_layers=options.n_gpu_layers,
                 predicted_ram_bytes=predicted,

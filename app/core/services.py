@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.core.catalog.calibration import FitCalibration
 from app.core.catalog.gguf_header import read_local_model
 from app.core.engine.engine import Engine, GenerationObserver
-from app.core.engine.request import LoadOptions
 from app.core.engine.result import ModelInfo
 from app.core.fit_feedback import FitFeedback
 from app.core.library.library import ModelLibrary
 from app.core.library.model import LibraryModel
 from app.core.library.sources import build_library
+from app.core.load_options import LoadOptions
 from app.core.server.app import ServerConfig
 from app.core.server.request_log import RequestLog
 from app.core.server.runner import ServerRunner
@@ -63,25 +63,22 @@ class AppServices:
             fit_feedback=fit_feedback,
         )
 
-    def load_model(
-        self,
-        model: LibraryModel,
-        n_ctx: int | None = None,
-        n_gpu_layers: int = 0,
-        **options: object,
-    ) -> ModelInfo:
-        """Load a library model on the engine thread and wait for it."""
+    def load_model(self, model: LibraryModel, options: LoadOptions) -> ModelInfo:
+        """Load a library model with ``options`` on the engine thread and wait for it.
+
+        The file opened is the one the library prepares for ``model`` (the starter model's parts
+        joined), which replaces ``options.model_path``; the settings' thread count applies
+        unless ``options`` name one.
+        """
         path = self.library.local_path(model)
         # Our bounded header reader checks the file before llama.cpp's loader sees it: a broken
         # or hostile GGUF gets a clear error here instead of reaching C code (security.md §1.5).
         read_local_model(path)
-        load = LoadOptions(
+        load = replace(
+            options,
             model_path=path,
-            n_ctx=n_ctx or self.settings.engine.n_ctx,
-            n_gpu_layers=n_gpu_layers,
-            n_threads=self.settings.engine.n_threads,
-            model_id=model.name,
-            **options,  # type: ignore[arg-type]
+            n_threads=options.n_threads or self.settings.engine.n_threads,
+            model_id=options.model_id or model.name,
         )
         info = self.engine.load(load).result()
         self.fit_feedback.model_loaded(load, info)

@@ -20,13 +20,13 @@ from app import __version__
 from app.core.errors import AppError
 from app.core.library.model import LibraryModel
 from app.core.library.starter import STARTER_NAME
+from app.core.load_options import LoadOptions
 from app.core.services import AppServices
 from app.core.storage.paths import AppPaths
 from app.gui.desktop import Desktop
 from app.gui.errors import excepthook_for, user_message
 from app.gui.icons import icon
 from app.gui.main_window import MainWindow
-from app.gui.model_loader import LoadChoice
 from app.gui.theme import Theme
 
 log = logging.getLogger(__name__)
@@ -78,27 +78,28 @@ def load_first_model(desktop: Desktop) -> None:
     """The model used last (with the same settings), else the starter model, in the background."""
     settings = desktop.settings
     name = settings.value("model/last")
-    choice = LoadChoice(n_ctx=desktop.services.settings.engine.n_ctx)
-    if isinstance(name, str) and name:
+    n_ctx = desktop.services.settings.engine.n_ctx
+
+    def chosen(found: list[LibraryModel]) -> None:
+        models = {m.name: m for m in found}
+        model = models.get(str(name)) if isinstance(name, str) and name else None
         stored = settings.value("model/n_ctx")
-        if stored is not None:
-            choice = LoadChoice(
+        if model is not None and stored is not None:
+            options = LoadOptions(
+                model.path,
                 n_ctx=int(str(stored)),
                 n_gpu_layers=int(str(settings.value("model/n_gpu_layers", 0))),
                 flash_attn=str(settings.value("model/flash_attn", "false")).lower() == "true",
                 kv_cache_type=str(settings.value("model/kv_cache_type", "f16")),  # type: ignore[arg-type]
                 moe_experts_on_cpu_layers=int(str(settings.value("model/moe_cpu", 0))),
             )
-
-    def chosen(found: list[LibraryModel]) -> None:
-        models = {m.name: m for m in found}
-        model = models.get(str(name)) if name else None
-        first_choice = choice
-        if model is None:
-            model = models.get(STARTER_NAME)
-            first_choice = LoadChoice(n_ctx=desktop.services.settings.engine.n_ctx)
-        if model is not None and desktop.loader.current is None:
-            desktop.loader.load(model, first_choice)
+        else:
+            model = model or models.get(STARTER_NAME)
+            if model is None:
+                return
+            options = LoadOptions(model.path, n_ctx=n_ctx)
+        if desktop.loader.current is None:
+            desktop.loader.load(model, options)
 
     # Scanning other tools' folders touches the disk: never on the GUI thread.
     desktop.bridge.run(desktop.services.library.models, chosen)

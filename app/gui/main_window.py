@@ -181,7 +181,7 @@ class MainWindow(QMainWindow):
     def _on_loader_model_loaded(self, loaded: LoadedModel) -> None:
         """Remember the model and its settings: the next start loads it again."""
         settings = self.desktop.settings
-        choice = loaded.choice
+        choice = loaded.options
         settings.setValue("model/last", loaded.library_model.name)
         settings.setValue("model/n_ctx", choice.n_ctx)
         settings.setValue("model/n_gpu_layers", choice.n_gpu_layers)

@@ -11,29 +11,18 @@ from dataclasses import dataclass
 from PySide6.QtCore import QObject, Signal
 
 from app.core.catalog.estimator import MemoryEstimate
-from app.core.engine.request import KvCacheType
 from app.core.engine.result import ModelInfo
 from app.core.library.model import LibraryModel
+from app.core.load_options import LoadOptions
 from app.core.services import AppServices
 from app.gui.bridge import Bridge
-
-
-@dataclass(frozen=True)
-class LoadChoice:
-    """What the Load dialog (or the first-run default) asks the engine for."""
-
-    n_ctx: int
-    n_gpu_layers: int = 0
-    flash_attn: bool = False
-    kv_cache_type: KvCacheType = "f16"
-    moe_experts_on_cpu_layers: int = 0
 
 
 @dataclass(frozen=True)
 class LoadedModel:
     library_model: LibraryModel
     info: ModelInfo
-    choice: LoadChoice
+    options: LoadOptions  # what the Load dialog (or the first-run default) asked for
     estimate: MemoryEstimate | None  # what the Load dialog predicted, if it could
 
 
@@ -50,7 +39,7 @@ class ModelLoader(QObject):
         self.current: LoadedModel | None = None
 
     def load(
-        self, model: LibraryModel, choice: LoadChoice, estimate: MemoryEstimate | None = None
+        self, model: LibraryModel, options: LoadOptions, estimate: MemoryEstimate | None = None
     ) -> None:
         if self.loading is not None:
             return
@@ -58,18 +47,11 @@ class ModelLoader(QObject):
         self.loading_started.emit(model.name)
 
         def work() -> ModelInfo:
-            return self._services.load_model(
-                model,
-                n_ctx=choice.n_ctx,
-                n_gpu_layers=choice.n_gpu_layers,
-                flash_attn=choice.flash_attn,
-                kv_cache_type=choice.kv_cache_type,
-                moe_experts_on_cpu_layers=choice.moe_experts_on_cpu_layers,
-            )
+            return self._services.load_model(model, options)
 
         def loaded(info: ModelInfo) -> None:
             self.loading = None
-            self.current = LoadedModel(model, info, choice, estimate)
+            self.current = LoadedModel(model, info, options, estimate)
             self.model_loaded.emit(self.current)
 
         def failed(exc: BaseException) -> None:

@@ -18,10 +18,10 @@ from PySide6.QtWidgets import QApplication
 
 from app.core.chats.conversation import ChatSettings
 from app.core.library.starter import STARTER_NAME
+from app.core.load_options import LoadOptions
 from app.core.services import AppServices
 from app.gui.desktop import Desktop
 from app.gui.main_window import MainWindow
-from app.gui.model_loader import LoadChoice
 from app.gui.theme import Theme
 
 PROMPT = "What is the capital of France?"
@@ -51,7 +51,8 @@ def main(out_dir: str) -> int:
     window.show()
     try:
         models = {m.name: m for m in desktop.services.library.models()}
-        desktop.loader.load(models[STARTER_NAME], LoadChoice(n_ctx=4096))
+        starter = models[STARTER_NAME]
+        desktop.loader.load(starter, LoadOptions(starter.path, n_ctx=4096))
         wait_until(app, lambda: desktop.loader.current is not None)
 
         chat = window.chat

@@ -10,6 +10,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
 from app.core.errors import AppError
+from app.core.sizes import format_size
 from app.core.usage.counts import TokenCounts, UsageTotals
 from app.core.usage.ledger import UsageEvent
 from app.core.usage.preferences import UsagePreferencesStore
@@ -19,7 +20,6 @@ from app.gui.bridge import UsageRelay
 from app.gui.desktop import Desktop
 from app.gui.model_loader import LoadedModel
 
-GIB = 2**30
 MEMORY_REFRESH_MS = 2000
 
 
@@ -86,15 +86,15 @@ class StatusBar(QStatusBar):
         measured = info.rss_growth_bytes
         self.model.setToolTip(
             f"{info.path}\nloaded in {info.load_s:.1f} s"
-            + (f"\nmemory measured at load: {measured / GIB:.2f} GiB" if measured else "")
+            + (f"\nmemory measured at load: {format_size(measured)}" if measured else "")
         )
 
     def _on_timer_timeout(self) -> None:
         memory = psutil.virtual_memory()
-        used = (memory.total - memory.available) / GIB
+        used = memory.total - memory.available
         self.memory.setText(
-            f"RAM {used:.1f} / {memory.total / GIB:.1f} GiB used · "
-            f"{memory.available / GIB:.1f} GiB available"
+            f"RAM {format_size(used)} / {format_size(memory.total)} used · "
+            f"{format_size(memory.available)} available"
         )
         if datetime.now().date() != self._day:
             self._day = datetime.now().date()

@@ -14,10 +14,11 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from app.core.library.model import LibraryModel
+from app.core.load_options import LoadOptions
 from app.core.services import AppServices
 from app.gui.desktop import Desktop
 from app.gui.main_window import MainWindow
-from app.gui.model_loader import LoadChoice, LoadedModel
+from app.gui.model_loader import LoadedModel
 
 THREAD_GRACE_S = 10.0
 # The loopback Hub's per-connection handler threads (socketserver) belong to the test's server,
@@ -78,7 +79,7 @@ def load_model(qtbot: QtBot, desktop: Desktop) -> LoadModel:
     def load(path: Path, n_ctx: int = 512) -> LoadedModel:
         model = desktop.services.library.resolve(str(path))
         with qtbot.waitSignal(desktop.loader.model_loaded, timeout=60_000) as blocker:
-            desktop.loader.load(model, LoadChoice(n_ctx=n_ctx))
+            desktop.loader.load(model, LoadOptions(model.path, n_ctx=n_ctx))
         loaded = blocker.args[0]
         assert isinstance(loaded, LoadedModel)
         return loaded

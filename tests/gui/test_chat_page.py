@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from app.core.chats.conversation import ChatSettings
+from app.core.load_options import LoadOptions
 from app.core.services import AppServices
 from app.gui.chat.chat_page import ChatPage
 from app.gui.desktop import Desktop
@@ -112,9 +113,7 @@ def test_conversations_persist_across_a_restart_of_the_window(
     try:
         model = first.services.library.resolve(str(tiny_model))
         with qtbot.waitSignal(first.loader.model_loaded, timeout=60_000):
-            from app.gui.model_loader import LoadChoice
-
-            first.loader.load(model, LoadChoice(n_ctx=512))
+            first.loader.load(model, LoadOptions(model.path, n_ctx=512))
         _greedy(window.chat)
         _send(qtbot, window.chat, "Remember the llamas")
         window.chat.new_conversation()

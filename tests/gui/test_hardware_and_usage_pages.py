@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from app.core.chats.conversation import ChatSettings
+from app.core.sizes import format_size
 from app.gui.desktop import Desktop
 from app.gui.hardware.hardware_page import HardwarePage
 from app.gui.main_window import MainWindow
@@ -78,10 +79,11 @@ def test_live_gpu_memory_is_shown_from_nvml(qtbot: QtBot, desktop: Desktop) -> N
     page = HardwarePage(desktop, gpu_loader=lambda: nvml)
     qtbot.addWidget(page)
     gpu = machine.gpus[0]
-    used = (gpu.total_bytes - gpu.free_bytes) / 2**30
+    used = gpu.total_bytes - gpu.free_bytes
     qtbot.waitUntil(lambda: "GPU 0" in page.gpu_label.text(), timeout=5_000)
     assert gpu.name in page.gpu_label.text()
-    assert f"{used:.1f} of {gpu.total_bytes / 2**30:.1f} GiB in use" in page.gpu_label.text()
+    in_use = f"{format_size(used)} of {format_size(gpu.total_bytes)} in use"
+    assert in_use in page.gpu_label.text()
     page.shutdown()
     assert nvml.shutdowns == 1
 

@@ -8,9 +8,13 @@ from pathlib import Path
 import pytest
 from pytestqt.qtbot import QtBot
 
+from app.core.catalog.load_plan import plan_load
+from app.core.hardware.builtin_profiles import builtin_profiles
+from app.core.library.model import LibraryModel
 from app.core.storage.settings import Settings
 from app.gui.library.load_dialog import LoadDialog
 from app.gui.main_window import MainWindow
+from tests.fixtures.gguf_writer import write_tiny_model
 
 
 @pytest.fixture
@@ -65,10 +69,10 @@ def test_the_load_dialog_estimate_follows_the_choices_and_loads(
     assert "RAM:" in dialog.estimate_label.text()
     assert "estimated" in dialog.estimate_label.text()
 
-    dialog.kv_type.setCurrentText("q8_0")  # a quantized KV cache needs flash attention
+    dialog.kv_cache_type.setCurrentText("q8_0")  # a quantized KV cache needs flash attention
     assert dialog.flash.isChecked()
     dialog.flash.setChecked(False)
-    assert dialog.kv_type.currentText() == "f16"
+    assert dialog.kv_cache_type.currentText() == "f16"
 
     with qtbot.waitSignal(window.desktop.loader.model_loaded, timeout=60_000) as loaded:
         dialog.accept()
@@ -77,3 +81,31 @@ def test_the_load_dialog_estimate_follows_the_choices_and_loads(
     assert "context 256 tokens" in text
     assert "measured" in text  # the RAM growth llama.cpp caused, or that it was not measured
     assert ", estimated " in text  # the dialog's estimate, beside it
+
+
+def test_the_load_dialog_judges_a_choice_by_the_recommender_s_rule(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    # A 3M-token context without flash attention: the compute buffer fits this machine's RAM
+    # but not its GPU. The dialog used to call every layer on the GPU a fit (RAM alone).
+    n_ctx = 3_000_000
+    (path,) = write_tiny_model(tmp_path / "long-F16.gguf", context_length=n_ctx)
+    profile = next(p for p in builtin_profiles() if p.name == "RTX 4090 24GB + 64GB RAM")
+    facts = plan_load(path, profile, n_ctx, correction=None)
+    model = LibraryModel("long", path, path.stat().st_size, "file", owned=False)
+    dialog = LoadDialog(model, facts)
+    qtbot.addWidget(dialog)
+    assert facts.verdict.kind == "cpu"
+    assert dialog.gpu_layers.isEnabled()
+    assert dialog.gpu_layers.value() == 0
+    assert "CPU only" in dialog.estimate_label.text()
+
+    with qtbot.waitSignal(dialog.estimate_changed):
+        dialog.gpu_layers.setValue(dialog.gpu_layers.maximum())
+    assert dialog.options().n_gpu_layers == -1  # every layer, the output layer too
+    assert dialog.current_fit is not None
+    assert not dialog.current_fit.fits
+    text = dialog.estimate_label.text()
+    assert "does not fit" in text
+    assert "of GPU memory" in text
+    assert dialog.load_button.isEnabled()  # the user may still try

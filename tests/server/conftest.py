@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.core.engine.request import LoadOptions
 from app.core.engine.result import GenerationResult
+from app.core.load_options import LoadOptions
 from app.core.server.app import ServerConfig
 from app.core.services import AppServices
 

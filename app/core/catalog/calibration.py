@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.core.load_options import KvCacheType
 from app.core.storage.db import Migration, connect, migrate, transaction
 
 COMPONENT = "fit_calibration"
@@ -51,7 +52,7 @@ class LoadMeasurement:
     model_path: str
     model_name: str
     n_ctx: int
-    kv_type: str
+    kv_cache_type: str  # stored in the kv_type column
     flash_attn: bool
     n_gpu_layers: int
     predicted_ram_bytes: int  # the formula's estimate, before any correction
@@ -91,7 +92,7 @@ class FitCalibration:
         model_path: Path,
         model_name: str,
         n_ctx: int,
-        kv_type: str,
+        kv_cache_type: KvCacheType,
         flash_attn: bool,
         n_gpu_layers: int,
         predicted_ram_bytes: int,
@@ -107,7 +108,7 @@ class FitCalibration:
                     str(model_path),
                     model_name,
                     n_ctx,
-                    kv_type,
+                    kv_cache_type,
                     int(flash_attn),
                     n_gpu_layers,
                     predicted_ram_bytes,
@@ -146,7 +147,7 @@ class FitCalibration:
                 model_path=row[2],
                 model_name=row[3],
                 n_ctx=row[4],
-                kv_type=row[5],
+                kv_cache_type=row[5],
                 flash_attn=bool(row[6]),
                 n_gpu_layers=row[7],
                 predicted_ram_bytes=row[8],

@@ -22,18 +22,17 @@ Every figure carries a ``basis`` so the UI can say where it comes from.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from app.core.catalog.gguf_header import GgufHeader
 from app.core.errors import ConfigError
+from app.core.load_options import KvCacheType, LoadOptions
+from app.core.sizes import MIB
 
-KvType = Literal["f16", "q8_0", "q4_0"]
 Device = Literal["gpu", "ram"]
 GpuBackend = Literal["cuda", "metal", "vulkan", "rocm", "sycl"]
 
-MIB = 2**20
 KV_BYTES_PER_ELEMENT: dict[str, float] = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
 KV_CELL_PAD = 256
 # GPU context/driver memory that never shows up as a llama.cpp buffer (memory-fit.md §0, §1.1).
@@ -160,14 +159,26 @@ class LoadPlan:
     """How the model would be loaded (the knobs llama.cpp exposes)."""
 
     n_ctx: int
-    kv_type: KvType = "f16"
+    kv_cache_type: KvCacheType = "f16"
     flash_attn: bool = False
     n_gpu_layers: int = 0  # -1: every block and the output layer (llama.cpp's "all")
-    n_cpu_moe: int = 0  # the first N blocks keep their routed experts in RAM
+    moe_experts_on_cpu_layers: int = 0  # the first N blocks keep their routed experts in RAM
     gpu_backend: GpuBackend | None = None
     n_ubatch: int = 512
     swa_full: bool = True  # llama-cpp-python's default
     cpu_repack: bool = True  # x86 AVX2 / ARM builds repack Q4 weights that stay on the CPU
+
+    @classmethod
+    def from_options(cls, options: LoadOptions, gpu_backend: GpuBackend | None) -> LoadPlan:
+        """The estimator's view of a load; layers go to ``gpu_backend`` only when it is set."""
+        return cls(
+            n_ctx=options.n_ctx,
+            kv_cache_type=options.kv_cache_type,
+            flash_attn=options.flash_attn,
+            n_gpu_layers=options.n_gpu_layers if gpu_backend else 0,
+            moe_experts_on_cpu_layers=options.moe_experts_on_cpu_layers,
+            gpu_backend=gpu_backend,
+        )
 
 
 @dataclass(frozen=True)
@@ -226,7 +237,7 @@ def kv_cells(plan: LoadPlan, swa: bool, window: int | None) -> int:
 
 def kv_layer_bytes(facts: ModelFacts, plan: LoadPlan) -> tuple[int, ...]:
     """KV cache bytes per layer (0 for recurrent layers, which have no KV)."""
-    per_elem = KV_BYTES_PER_ELEMENT[plan.kv_type]
+    per_elem = KV_BYTES_PER_ELEMENT[plan.kv_cache_type]
     result: list[int] = []
     for il in range(facts.n_layers):
         heads = facts.head_count_kv[il] if il < len(facts.head_count_kv) else 0
@@ -268,7 +279,7 @@ def estimate(
     """Memory per device for ``facts`` loaded as ``plan``."""
     if plan.n_ctx < 1:
         raise ConfigError("the context size must be at least 1 token")
-    if plan.kv_type != "f16" and not plan.flash_attn:
+    if plan.kv_cache_type != "f16" and not plan.flash_attn:
         raise ConfigError(
             "a quantized KV cache needs flash attention (llama.cpp refuses otherwise)"
         )
@@ -293,7 +304,7 @@ def estimate(
     put("weights", "ram", facts.input_bytes)
     for il in range(n):
         on_gpu = il >= first_gpu_layer
-        experts_in_ram = il < plan.n_cpu_moe
+        experts_in_ram = il < plan.moe_experts_on_cpu_layers
         put("weights", "gpu" if on_gpu else "ram", facts.layer_bytes[il])
         put(
             "expert weights",
@@ -357,7 +368,3 @@ def layers_that_fit(facts: ModelFacts, plan: LoadPlan, gpu_budget: int) -> int:
 
 def _pad(value: int, to: int) -> int:
     return -(-value // to) * to
-
-
-def describe(items: Sequence[MemoryItem]) -> str:
-    return ", ".join(f"{i.label} {i.bytes / MIB:.0f} MiB ({i.device})" for i in items)

@@ -40,6 +40,7 @@ from app.core.errors import (
     RateLimited,
     SizeMismatch,
 )
+from app.core.sizes import format_size
 
 log = logging.getLogger(__name__)
 
@@ -353,7 +354,7 @@ class DownloadManager:
         free = shutil.disk_usage(folder).free
         if free < needed + self._disk_margin:
             raise DiskFull(
-                f"needs {format_bytes(needed)}, {format_bytes(free)} free on {folder}; free some "
+                f"needs {format_size(needed)}, {format_size(free)} free on {folder}; free some "
                 "space or move the models folder"
             )
 
@@ -463,12 +464,3 @@ def _existing_parent(path: Path) -> Path:
         if candidate.exists():
             return candidate
     return path
-
-
-def format_bytes(n: float) -> str:
-    """Decimal units, as disks and the Hub show sizes: ``40.1 GB``."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"

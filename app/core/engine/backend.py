@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
-from app.core.engine.request import KvCacheType, LoadOptions, Sampling
+from app.core.engine.request import Sampling
 from app.core.errors import ContextOverflow, ModelLoadError, UnsupportedRequest
+from app.core.load_options import KvCacheType, LoadOptions
 
 if TYPE_CHECKING:
     import llama_cpp

@@ -29,7 +29,7 @@ from app.core.engine.cancel import CancelToken
 from app.core.engine.chat_template import TRANSCRIPT_FALLBACK, ChatTemplate, render
 from app.core.engine.fim import fim_tokens, supports_fim
 from app.core.engine.prompt import tokenize_pieces
-from app.core.engine.request import ChatMessage, GenerationRequest, LoadOptions, Sampling
+from app.core.engine.request import ChatMessage, GenerationRequest, Sampling
 from app.core.engine.result import EmbeddingResult, FinishReason, GenerationResult, ModelInfo
 from app.core.engine.stop import StopMatcher
 from app.core.errors import (
@@ -40,6 +40,7 @@ from app.core.errors import (
     ModelNotLoaded,
     TemplateError,
 )
+from app.core.load_options import LoadOptions
 
 log = logging.getLogger(__name__)
 

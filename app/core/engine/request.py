@@ -1,31 +1,11 @@
-"""What callers ask the engine for: load options, chat and raw-completion requests."""
+"""What callers ask the engine for: chat and raw-completion requests."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-KvCacheType = Literal["f16", "q8_0", "q4_0"]
 Role = Literal["system", "user", "assistant", "tool"]
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    model_path: Path
-    n_ctx: int = 4096
-    n_gpu_layers: int = 0  # -1 offloads every layer
-    flash_attn: bool = False
-    kv_cache_type: KvCacheType = "f16"
-    n_threads: int | None = None  # None: llama.cpp's default for this CPU
-    use_mmap: bool = True
-    use_mlock: bool = False
-    # MoE: keep the experts of the first N layers in RAM (llama.cpp's --n-cpu-moe).
-    moe_experts_on_cpu_layers: int = 0
-    # Extra (regex, buffer type) overrides, as llama.cpp's --override-tensor.
-    tensor_overrides: tuple[tuple[str, str], ...] = ()
-    model_id: str | None = None  # the name served to clients; the file stem when None
-    seed: int | None = None
 
 
 @dataclass(frozen=True)

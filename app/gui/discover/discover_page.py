@@ -30,13 +30,13 @@ from app.core.catalog.catalog import CatalogEntry, load_catalog
 from app.core.catalog.hub import HubRepo
 from app.core.catalog.recommend import Verdict, recommend
 from app.core.catalog.remote_gguf import variants_for_repo
+from app.core.catalog.suggestions import SUGGESTION_CTX, Suggestion, suggest, verdicts_for
 from app.core.downloads.manager import DownloadRequest
 from app.core.errors import RepoNotFound
 from app.core.hardware.profile import HardwareProfile
+from app.core.sizes import format_size
 from app.gui.desktop import Desktop
-from app.gui.discover.suggestions import SUGGESTION_CTX, Suggestion, suggest, verdicts_for
 from app.gui.errors import show_error, user_message
-from app.gui.library.load_dialog import gib
 
 COLUMNS = ("", "Quant", "Size", "Runs as", "Speed", "Quality loss", "Why")
 ROLE = Qt.ItemDataRole.UserRole
@@ -220,7 +220,7 @@ class DiscoverPage(QWidget):
         pick_row = 0
         for row, v in enumerate(verdicts):
             estimated_size = v.variant.size_basis.startswith("estimated")
-            size = ("~" if estimated_size else "") + gib(v.variant.file_size or 0)
+            size = ("~" if estimated_size else "") + format_size(v.variant.file_size or 0)
             speed = f"~{v.tokens_per_s:.0f} tok/s" if v.tokens_per_s else "–"
             cells = ("★" if v.recommended else "", v.variant.quant, size, v.label, speed,
                      v.quality.band, v.reason)  # fmt: skip

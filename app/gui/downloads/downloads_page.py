@@ -26,9 +26,9 @@ from app.core.downloads.manager import (
     DownloadRequest,
     DownloadResult,
     DownloadState,
-    format_bytes,
 )
 from app.core.errors import AppError
+from app.core.sizes import format_size
 from app.gui.desktop import Desktop
 from app.gui.errors import show_error, user_message
 
@@ -152,8 +152,8 @@ class DownloadsPage(QWidget):
                 bar.setFormat(f"{progress.fraction:.0%}")
             running = progress.state in (DownloadState.RUNNING, DownloadState.RETRYING)
             cells = {
-                2: f"{format_bytes(progress.bytes_done)} of {format_bytes(progress.total_bytes)}",
-                3: f"{format_bytes(progress.speed_bps)}/s"
+                2: f"{format_size(progress.bytes_done)} of {format_size(progress.total_bytes)}",
+                3: f"{format_size(progress.speed_bps)}/s"
                 if running and progress.speed_bps
                 else "–",
                 4: eta_text(progress.eta_s) if running else "–",

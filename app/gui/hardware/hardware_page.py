@@ -19,10 +19,10 @@ from PySide6.QtWidgets import (
 from app.core.hardware.nvidia import GpuLiveSample, GpuMonitor, NvmlLoader, import_pynvml
 from app.core.hardware.profile import HardwareProfile
 from app.core.hardware.profiles import list_profiles
+from app.core.sizes import format_size
 from app.gui.desktop import Desktop
 from app.gui.errors import show_error
 
-GIB = 2**30
 LIVE_MS = 1000
 THIS_MACHINE = "This machine (detected)"
 
@@ -34,7 +34,7 @@ def describe(profile: HardwareProfile) -> str:
     simd = ", ".join(cpu.simd) if cpu.simd else "none detected"
     lines = [
         f"<b>CPU</b>: {html.escape(cpu.brand)} ({cpu.arch or '?'}), {cores}; SIMD: {simd}",
-        f"<b>RAM</b>: {profile.ram_total_bytes / GIB:.1f} GiB"
+        f"<b>RAM</b>: {format_size(profile.ram_total_bytes)}"
         + (
             f", memory bandwidth {profile.ram_bandwidth_gbs:g} GB/s "
             f"({html.escape(profile.ram_bandwidth_source or 'source unknown')})"
@@ -53,14 +53,14 @@ def describe(profile: HardwareProfile) -> str:
         bandwidth = f", {gpu.memory_bandwidth_gbs:g} GB/s" if gpu.memory_bandwidth_gbs else ""
         lines.append(
             f"<b>GPU {gpu.index}</b>: {html.escape(gpu.name)}, "
-            f"{gpu.memory_total_bytes / GIB:.1f} GiB{bandwidth} ({gpu.backend or 'no backend'}, "
+            f"{format_size(gpu.memory_total_bytes)}{bandwidth} ({gpu.backend or 'no backend'}, "
             f"{usable})"
         )
     lines.append(f"<b>llama.cpp backends</b>: {', '.join(profile.backends)}"
                  + (f" (llama-cpp-python {profile.llama_cpp_version})"
                     if profile.llama_cpp_version else ""))  # fmt: skip
     if profile.disk_free_bytes is not None:
-        lines.append(f"<b>Free disk for models</b>: {profile.disk_free_bytes / GIB:.1f} GiB")
+        lines.append(f"<b>Free disk for models</b>: {format_size(profile.disk_free_bytes)}")
     for part in profile.absent:
         lines.append(f"<i>{html.escape(part.part)} not read: {html.escape(part.reason)}</i>")
     for source in profile.sources:
@@ -72,7 +72,7 @@ def _gpu_line(sample: GpuLiveSample) -> str:
     power = "" if sample.power_draw_w is None else f", drawing {sample.power_draw_w:.0f} W"
     return (
         f"GPU {sample.index} {html.escape(sample.name)}: "
-        f"{sample.memory_used_bytes / GIB:.1f} of {sample.memory_total_bytes / GIB:.1f} GiB "
+        f"{format_size(sample.memory_used_bytes)} of {format_size(sample.memory_total_bytes)} "
         f"in use{power}"
     )
 
@@ -172,15 +172,13 @@ class HardwarePage(QWidget):
         used = memory.total - memory.available
         self.ram_bar.setRange(0, 1000)
         self.ram_bar.setValue(round(used / memory.total * 1000))
-        self.ram_bar.setFormat(f"{used / GIB:.1f} of {memory.total / GIB:.1f} GiB")
-        self.ram_label.setText(f"{memory.available / GIB:.1f} GiB available")
+        self.ram_bar.setFormat(f"{format_size(used)} of {format_size(memory.total)}")
+        self.ram_label.setText(f"{format_size(memory.available)} available")
         try:
             rss = self._process.memory_info().rss
         except psutil.Error:
             return
-        self.process_label.setText(
-            f"Homefire (with the loaded model): {rss / GIB:.2f} GiB resident"
-        )
+        self.process_label.setText(f"Homefire (with the loaded model): {format_size(rss)} resident")
         if self._gpus is not None:
             self.gpu_label.setText("<br>".join(_gpu_line(s) for s in self._gpus.sample()))
 

@@ -17,13 +17,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.catalog.load_plan import LoadFacts, plan_load
 from app.core.hardware.profile import HardwareProfile
 from app.core.library.model import LibraryModel
 from app.core.library.sources.removal import remove_model
+from app.core.sizes import format_size
 from app.gui.desktop import Desktop
 from app.gui.errors import show_error
-from app.gui.library.load_dialog import LoadDialog, gib
-from app.gui.library.load_plan import LoadFacts, gather
+from app.gui.library.load_dialog import LoadDialog
 from app.gui.model_loader import LoadedModel
 
 SOURCE_NAMES = {
@@ -121,7 +122,7 @@ class LibraryPage(QWidget):
             cells = (
                 name,
                 model.quant or "?",
-                gib(model.size_bytes),
+                format_size(model.size_bytes),
                 SOURCE_NAMES.get(model.source, model.source),
                 str(model.path.parent),
             )
@@ -135,7 +136,7 @@ class LibraryPage(QWidget):
                 self.table.setItem(row, column, item)
         total = sum(m.size_bytes for m in models)
         self.summary.setText(
-            f"{len(models)} model{'s' if len(models) != 1 else ''} on this machine, {gib(total)}. "
+            f"{len(models)} model{'s' if len(models) != 1 else ''} on this machine, {format_size(total)}. "
             "Homefire lists what other tools downloaded too; it deletes only its own."
         )
         if models and not self.table.selectedItems():
@@ -184,9 +185,14 @@ class LibraryPage(QWidget):
         n_ctx = services.settings.engine.n_ctx
 
         def with_profile(profile: HardwareProfile) -> None:
+            def work() -> LoadFacts:
+                path = services.library.local_path(model)  # joins the starter model's parts
+                correction = services.fit_feedback.calibration.correction()
+                return plan_load(path, profile, n_ctx, correction, model.quant)
+
             self._desktop.bridge.run(
-                lambda: gather(services, model, profile, n_ctx),
-                self._on_facts_gathered,
+                work,
+                lambda facts: self._on_facts_gathered(model, facts),
                 self._on_facts_failed,
                 owner=self,
             )
@@ -195,12 +201,12 @@ class LibraryPage(QWidget):
             self._desktop.hardware_profile(), with_profile, self._on_facts_failed, owner=self
         )
 
-    def _on_facts_gathered(self, facts: LoadFacts) -> None:
+    def _on_facts_gathered(self, model: LibraryModel, facts: LoadFacts) -> None:
         self._show_loaded()
         self._update_buttons()
-        dialog = LoadDialog(facts, self._desktop.services.settings.engine.n_ctx, self)
+        dialog = LoadDialog(model, facts, self)
         dialog.accepted.connect(
-            lambda: self._desktop.loader.load(facts.model, dialog.choice(), dialog.current_estimate)
+            lambda: self._desktop.loader.load(model, dialog.options(), dialog.current_estimate)
         )
         dialog.finished.connect(dialog.deleteLater)
         self.load_dialog_opened.emit(dialog)
@@ -231,12 +237,13 @@ class LibraryPage(QWidget):
             return
         info = loaded.info
         measured = (
-            f"measured <b>{gib(info.rss_growth_bytes)}</b> of RAM growth at load"
+            f"measured <b>{format_size(info.rss_growth_bytes)}</b> of RAM growth at load"
             if info.rss_growth_bytes
             else "memory not measured"
         )
         estimated = (
-            f", estimated {gib(loaded.estimate.ram_after_load_bytes)} ({loaded.estimate.basis})"
+            f", estimated {format_size(loaded.estimate.ram_after_load_bytes)} "
+            f"({loaded.estimate.basis})"
             if loaded.estimate is not None
             else ""
         )
@@ -260,7 +267,7 @@ class LibraryPage(QWidget):
         answer = QMessageBox.question(
             self,
             "Delete model",
-            f"Delete {model.name} ({gib(model.size_bytes)}) from disk?\n{model.path}",
+            f"Delete {model.name} ({format_size(model.size_bytes)}) from disk?\n{model.path}",
         )
         if answer != QMessageBox.StandardButton.Yes:
             return

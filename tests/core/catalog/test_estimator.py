@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from app.core.catalog.estimator import (
-    MIB,
     LoadPlan,
     ModelFacts,
     estimate,
@@ -16,6 +15,7 @@ from app.core.catalog.estimator import (
 )
 from app.core.catalog.gguf_header import read_local_model
 from app.core.errors import ConfigError
+from app.core.sizes import MIB
 from tests.fixtures.gguf_writer import write_tiny_model
 
 
@@ -43,15 +43,15 @@ def test_full_size_swa_cache_is_what_llama_cpp_python_allocates(starter_facts: M
 
 
 def test_quantized_kv_sizes_follow_block_sizes(starter_facts: ModelFacts) -> None:
-    q8 = kv_layer_bytes(starter_facts, LoadPlan(n_ctx=8192, kv_type="q8_0", flash_attn=True))
-    q4 = kv_layer_bytes(starter_facts, LoadPlan(n_ctx=8192, kv_type="q4_0", flash_attn=True))
+    q8 = kv_layer_bytes(starter_facts, LoadPlan(n_ctx=8192, kv_cache_type="q8_0", flash_attn=True))
+    q4 = kv_layer_bytes(starter_facts, LoadPlan(n_ctx=8192, kv_cache_type="q4_0", flash_attn=True))
     assert sum(q8) == int(76.5 * MIB)  # llama.cpp logged 12.75 + 63.75 MiB
     assert sum(q4) == int(40.5 * MIB)  # 6.75 + 33.75 MiB
 
 
 def test_quantized_kv_without_flash_attention_is_refused(starter_facts: ModelFacts) -> None:
     with pytest.raises(ConfigError, match="flash attention"):
-        estimate(starter_facts, LoadPlan(n_ctx=2048, kv_type="q8_0"))
+        estimate(starter_facts, LoadPlan(n_ctx=2048, kv_cache_type="q8_0"))
 
 
 def test_gpu_layers_move_weights_and_kv_off_the_ram(starter_facts: ModelFacts) -> None:
@@ -84,7 +84,7 @@ def test_experts_on_cpu_move_only_expert_weights(tmp_path: Path) -> None:
     assert facts.active_params < facts.total_params
     base = LoadPlan(n_ctx=512, n_gpu_layers=-1, gpu_backend="cuda")
     all_gpu = estimate(facts, base)
-    two_cpu = estimate(facts, LoadPlan(**{**base.__dict__, "n_cpu_moe": 2}))
+    two_cpu = estimate(facts, LoadPlan(**{**base.__dict__, "moe_experts_on_cpu_layers": 2}))
     moved = sum(facts.layer_expert_bytes[:2])
     assert all_gpu.gpu_bytes - two_cpu.gpu_bytes == moved
 

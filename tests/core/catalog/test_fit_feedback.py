@@ -11,12 +11,13 @@ from app.cli import run
 from app.core.catalog.calibration import FitCalibration
 from app.core.engine.request import ChatMessage, GenerationRequest, Sampling
 from app.core.library.model import LibraryModel
+from app.core.load_options import LoadOptions
 from app.core.services import AppServices
 
 
 def record(cal: FitCalibration, predicted: int, measured: int) -> int:
     return cal.record_load(
-        model_path=Path("/m.gguf"), model_name="m", n_ctx=2048, kv_type="f16",
+        model_path=Path("/m.gguf"), model_name="m", n_ctx=2048, kv_cache_type="f16",
         flash_attn=False, n_gpu_layers=0,
         predicted_ram_bytes=predicted, measured_ram_bytes=measured,
     )  # fmt: skip
@@ -56,7 +57,7 @@ def test_a_real_load_is_measured_and_shown_by_fit(
             name="starter", path=starter_model, size_bytes=starter_model.stat().st_size,
             source="file", owned=False,
         )  # fmt: skip
-        info = services.load_model(model, n_ctx=2048)
+        info = services.load_model(model, LoadOptions(model.path, n_ctx=2048))
         request = GenerationRequest(
             prompt="The days of the week are", max_tokens=24, sampling=Sampling(temperature=0)
         )
@@ -86,7 +87,7 @@ def test_usage_of_chat_and_endpoint_is_recorded(tiny_model: Path) -> None:
     services = AppServices.create()
     try:
         model = LibraryModel(name="tiny", path=tiny_model, size_bytes=1, source="file", owned=False)
-        services.load_model(model, n_ctx=256)
+        services.load_model(model, LoadOptions(model.path, n_ctx=256))
         request = GenerationRequest(
             messages=(ChatMessage("user", "Hello"),), max_tokens=5,
             sampling=Sampling(temperature=0), source="chat",

@@ -53,7 +53,7 @@ def test_moe_on_a_24gb_gpu_puts_some_experts_in_ram() -> None:
     by_quant = {v.variant.quant: v for v in verdicts}
     q8 = by_quant["Q8_0"]
     assert q8.kind == "moe_offload"
-    assert 0 < q8.cpu_moe_layers < 48
+    assert 0 < q8.moe_experts_on_cpu_layers < 48
     assert by_quant["Q4_K_M"].kind == "gpu"
     # The MoE speed comes from active parameters: far faster than a dense model of that size.
     dense = get_entry("qwen2.5-coder-32b-instruct", load_catalog())

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from app.core.engine.engine import Engine
-from app.core.engine.request import LoadOptions
+from app.core.load_options import LoadOptions
 
 
 @pytest.fixture(autouse=True)

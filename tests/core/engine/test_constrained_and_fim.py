@@ -9,8 +9,9 @@ import pytest
 
 from app.core.engine.backend import grammar_from_json_schema
 from app.core.engine.engine import Engine
-from app.core.engine.request import ChatMessage, GenerationRequest, LoadOptions
+from app.core.engine.request import ChatMessage, GenerationRequest
 from app.core.errors import UnsupportedRequest
+from app.core.load_options import LoadOptions
 
 HELLO = (ChatMessage(role="user", content="Hello"),)
 

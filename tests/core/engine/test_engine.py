@@ -10,7 +10,7 @@ import pytest
 
 from app.core.engine.cancel import CancelToken
 from app.core.engine.engine import Engine
-from app.core.engine.request import ChatMessage, GenerationRequest, LoadOptions, Sampling
+from app.core.engine.request import ChatMessage, GenerationRequest, Sampling
 from app.core.engine.result import GenerationResult
 from app.core.errors import (
     Cancelled,
@@ -19,6 +19,7 @@ from app.core.errors import (
     ModelLoadError,
     ModelNotLoaded,
 )
+from app.core.load_options import LoadOptions
 
 GREEDY = Sampling(temperature=0.0, seed=7)
 

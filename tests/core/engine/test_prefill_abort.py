@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from app.core.engine.backend import LlamaBackend
-from app.core.engine.request import LoadOptions, Sampling
+from app.core.engine.request import Sampling
+from app.core.load_options import LoadOptions
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import pytest
 
 from app.core.engine.cancel import CancelToken
 from app.core.engine.engine import Engine
-from app.core.engine.request import ChatMessage, GenerationRequest, LoadOptions, Sampling
+from app.core.engine.request import ChatMessage, GenerationRequest, Sampling
+from app.core.load_options import LoadOptions
 from app.core.usage.energy import NvmlEnergyMeter
 from app.core.usage.ledger import ClientKey, UsageLedger
 from app.core.usage.recorder import UsageRecorder

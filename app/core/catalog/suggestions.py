@@ -1,4 +1,4 @@
-"""Two or three catalog models that fit this machine well, each with the reason (Qt-free)."""
+"""Two or three catalog models that fit this machine well, each with the reason."""
 
 from __future__ import annotations
 
