@@ -28,6 +28,7 @@ from app.core.catalog.quants import (
     split_part_name,
 )
 from app.core.errors import InvalidModelFile
+from app.core.sizes import format_size
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
@@ -324,7 +325,7 @@ class _Cursor:
 
     def take(self, n: int) -> bytes:
         if n < 0 or self._pos + n > self._limit:
-            raise self.fail(f"header is larger than {self._limit // 2**20} MiB")
+            raise self.fail(f"header is larger than {format_size(self._limit)}")
         rem = self.remaining()
         if rem is not None and n > rem:
             raise self.fail(f"truncated (needs {n} bytes at offset {self._pos}, {rem} left)")
