@@ -3,8 +3,8 @@
 A ``Machine`` is what a hardware profile offers a load: the GPUs this llama.cpp build can drive
 (one backend; llama.cpp splits layers over devices of one backend), the GPU memory left after
 llama.cpp's own margin, the RAM a load may take, and whether GPU and CPU share one pool (Apple
-Silicon). ``Machine.shortfall`` is the single place that decides "fits"; ``judge_load`` applies
-it to the options a user picked and names where the model would run.
+Silicon). ``Machine.fits`` is the single place that decides "fits" (``shortfall`` says why not);
+``judge_load`` applies it to the options a user picked and names where the model would run.
 """
 
 from __future__ import annotations
@@ -41,6 +41,8 @@ _GPU_BACKENDS: dict[str, GpuBackend] = {
 
 @dataclass(frozen=True)
 class Machine:
+    """A hardware profile's budgets for one load, and the bandwidths its speed depends on."""
+
     gpus: tuple[GpuDevice, ...]
     backend: GpuBackend | None  # None: no GPU this build can drive, so CPU only
     gpu_budget: int  # over every usable GPU, margins taken off
@@ -99,25 +101,32 @@ class Machine:
             extra = per_gpu * (len(self.gpus) - 1)
         return est.gpu_bytes + extra
 
-    def shortfall(self, est: MemoryEstimate) -> str | None:
-        """Why ``est`` does not fit this machine, or None when it does."""
+    def _exceeded(self, est: MemoryEstimate) -> Literal["gpu", "shared", "ram"] | None:
         gpu = self.gpu_need(est)
         if gpu > self.gpu_budget:
-            return (
-                f"needs {format_size(gpu)} of GPU memory; {format_size(self.gpu_budget)} is usable"
-            )
+            return "gpu"
         if self.unified and gpu + est.ram_bytes > self.ram_budget:
-            # One pool: the GPU's share and the CPU's share come out of the same RAM.
-            return (
-                f"needs {format_size(gpu + est.ram_bytes)} of memory shared by GPU and CPU; "
-                f"{format_size(self.ram_budget)} is usable"
-            )
+            return "shared"  # one pool: the GPU's and the CPU's shares come out of the same RAM
         if est.ram_bytes > self.ram_budget:
-            return f"needs {format_size(est.ram_bytes)} of RAM; {format_size(self.ram_budget)} is usable"
+            return "ram"
         return None
 
     def fits(self, est: MemoryEstimate) -> bool:
-        return self.shortfall(est) is None
+        return self._exceeded(est) is None
+
+    def shortfall(self, est: MemoryEstimate) -> str | None:
+        """Why ``est`` does not fit this machine, or None when it does."""
+        exceeded = self._exceeded(est)
+        if exceeded == "gpu":
+            need, budget, memory = self.gpu_need(est), self.gpu_budget, "GPU memory"
+        elif exceeded == "shared":
+            need, budget = self.gpu_need(est) + est.ram_bytes, self.ram_budget
+            memory = "memory shared by GPU and CPU"
+        elif exceeded == "ram":
+            need, budget, memory = est.ram_bytes, self.ram_budget, "RAM"
+        else:
+            return None
+        return f"needs {format_size(need)} of {memory}; {format_size(budget)} is usable"
 
     def room(self, est: MemoryEstimate) -> str:
         """The budgets a fitting load was judged against."""
