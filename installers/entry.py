@@ -7,6 +7,7 @@ matrix multiply would die with SIGILL and no message, so say so before anything 
 
 from __future__ import annotations
 
+import multiprocessing
 import platform
 import sys
 from pathlib import Path
@@ -46,6 +47,9 @@ def _cpu_is_supported() -> bool:
 
 
 def main() -> None:
+    # Chat templates render in children of multiprocessing's fork server; in a frozen app the
+    # executable is this one, and freeze_support() lets such a child run its task and exit.
+    multiprocessing.freeze_support()
     if not _cpu_is_supported():
         sys.exit(1)
     from app.__main__ import main as app_main

@@ -27,7 +27,7 @@ class ConfigError(AppError):
 
 
 class ModelLoadError(AppError):
-    """llama.cpp refused to load a model file."""
+    """A model file cannot be loaded: llama.cpp refused it, or our header reader did."""
 
 
 class ModelNotLoaded(AppError):
@@ -38,8 +38,9 @@ class UnknownModel(AppError):
     """A model name that is neither a file nor a model in the library."""
 
 
-class InvalidModelFile(AppError):
-    """A file that is not a usable GGUF (bad magic, truncated, hostile header)."""
+class InvalidModelFile(ModelLoadError):
+    """A file that is not a usable GGUF (bad magic, truncated, hostile header): refused by our
+    header reader before llama.cpp sees it, so it is also a model that cannot load."""
 
 
 class ContextOverflow(AppError):

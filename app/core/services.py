@@ -7,7 +7,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.core.catalog.calibration import FitCalibration
-from app.core.catalog.gguf_header import read_local_model
 from app.core.engine.engine import Engine, GenerationObserver
 from app.core.engine.result import ModelInfo
 from app.core.fit_feedback import FitFeedback
@@ -71,9 +70,6 @@ class AppServices:
         unless ``options`` name one.
         """
         path = self.library.local_path(model)
-        # Our bounded header reader checks the file before llama.cpp's loader sees it: a broken
-        # or hostile GGUF gets a clear error here instead of reaching C code (security.md §1.5).
-        read_local_model(path)
         load = replace(
             options,
             model_path=path,

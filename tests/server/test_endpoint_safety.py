@@ -241,6 +241,38 @@ def test_a_template_that_tries_to_escape_the_sandbox_renders_nothing_harmful(
     )
 
 
+@pytest.mark.parametrize(
+    "bomb",
+    [
+        "{{ 'x'.ljust(10**10) }}",
+        "{% set s = 'x' * 100000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}",
+    ],
+    ids=["memory", "time"],
+)
+def test_a_template_bomb_fails_the_request_while_health_answers(
+    serve: ServerFactory, tmp_path: Path, bomb: str
+) -> None:
+    from tests.fixtures.tiny_llama import write_tiny_llama
+
+    services = serve(write_tiny_llama(tmp_path / "bomb.gguf", chat_template=bomb))
+    url = base_url(services)
+    result: dict[str, httpx.Response] = {}
+    request = threading.Thread(
+        target=lambda: result.update(
+            chat=httpx.post(f"{url}/v1/chat/completions", json=CHAT, timeout=60)
+        )
+    )
+    request.start()
+    health = [httpx.get(f"{url}/health", timeout=5).status_code for _ in range(5)]
+    request.join(60)
+    assert health == [200] * 5
+    assert result["chat"].status_code == 400
+    assert result["chat"].json()["error"]["code"] == "chat_template_error"
+    # The engine is free again: the render did not hold it.
+    completion = httpx.post(f"{url}/v1/completions", json={"prompt": "a", "max_tokens": 1})
+    assert completion.status_code == 200
+
+
 def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while not condition():

@@ -7,19 +7,30 @@ length is checked against a cap and against the bytes that exist before anything
 and the total header bytes read are capped, so a broken file fails fast with
 ``InvalidModelFile`` in bounded time and memory.
 
+Beyond the format itself, a parsed header must satisfy what llama.cpp's loader assumes of a
+model (``gguf_rules``), so a file built to trip an ``abort()`` in C is refused here instead.
+
 Reads go through ``ByteSource.read_at(offset, size)`` so the same parser serves a local file,
 bytes in memory, or a remote reader built on Range requests.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from app.core.catalog.gguf_rules import (
+    TOKEN_LIST_KEY,
+    ValueType,
+    check_byte_token,
+    check_model,
+    check_value_types,
+)
 from app.core.catalog.quants import (
     GgmlType,
     file_type_name,
@@ -42,7 +53,11 @@ MAX_KEY_BYTES = 64 * 2**10
 MAX_ARRAY_ITEMS = 64 * 2**20
 MAX_NESTED_ARRAYS = 2
 MAX_DIMS = 4  # GGML_MAX_DIMS
-MAX_HEADER_BYTES = 512 * 2**20
+# The largest real headers are a few MiB (Gemma 3's 262k-token vocabulary: 6.5 MB); 128 MiB is
+# twenty times that, and bounds a remote read at 128 Range requests of 1 MiB. Kept metadata is
+# a subset of the bytes read, so it also bounds what a parsed header holds in memory.
+MAX_HEADER_BYTES = 128 * 2**20
+MAX_TOKEN_BYTES = 64 * 2**10  # one vocabulary entry; real ones are a few dozen bytes
 SMALL_ARRAY_KEEP = 4096  # arrays longer than this keep only their length (token tables)
 READ_CHUNK = 1 * 2**20
 
@@ -138,7 +153,8 @@ class TensorInfo:
         if not self.name.startswith("blk."):
             return None
         index = self.name.split(".", 2)[1]
-        return int(index) if index.isdigit() else None
+        # ASCII only: str.isdigit() also accepts "١" or "²", which int() reads or rejects.
+        return int(index) if index.isascii() and index.isdigit() else None
 
     @property
     def is_expert(self) -> bool:
@@ -165,6 +181,8 @@ class GgufHeader:
     tensors: tuple[TensorInfo, ...]
     parts: tuple[GgufPart, ...]
     has_chat_template: bool = False
+    # Each key's GGUF value type (and array item type), as the first part declares it.
+    value_types: Mapping[str, ValueType] = field(default_factory=dict)
 
     # -- general ---------------------------------------------------------------------------
     @property
@@ -369,21 +387,25 @@ class _Cursor:
         self.skip(length)
 
 
-def _read_value(cur: _Cursor, vtype: int, depth: int = 0) -> tuple[MetaValue | None, int | None]:
-    """Returns (value or None when not kept, array length or None)."""
+def _read_value(cur: _Cursor, vtype: int) -> tuple[MetaValue | None, int | None, int | None]:
+    """Returns (value or None when not kept, array length or None, array item type or None)."""
     if vtype in _SCALARS:
         fmt, size = _SCALARS[vtype]
-        return cur.scalar(fmt, size), None
+        return cur.scalar(fmt, size), None, None
     if vtype == _STRING:
-        return cur.string(), None
+        return cur.string(), None, None
     if vtype != _ARRAY:
         raise cur.fail(f"unknown metadata value type {vtype}")
+    item_type, count = _array_head(cur)
+    value, length = _read_array(cur, item_type, count, depth=0)
+    return value, length, item_type
+
+
+def _read_array(
+    cur: _Cursor, item_type: int, count: int, depth: int
+) -> tuple[MetaValue | None, int]:
     if depth >= MAX_NESTED_ARRAYS:
         raise cur.fail("arrays nested too deeply")
-    item_type = cur.u32()
-    count = cur.u64()
-    if count > MAX_ARRAY_ITEMS:
-        raise cur.fail(f"an array of {count} items exceeds the cap")
     if item_type in _SCALARS:
         fmt, size = _SCALARS[item_type]
         if count > SMALL_ARRAY_KEEP:
@@ -402,9 +424,36 @@ def _read_value(cur: _Cursor, vtype: int, depth: int = 0) -> tuple[MetaValue | N
         return (tuple(items) if keep else None), count
     if item_type == _ARRAY:
         for _ in range(count):
-            _read_value(cur, _ARRAY, depth + 1)
+            inner_type, inner_count = _array_head(cur)
+            _read_array(cur, inner_type, inner_count, depth + 1)
         return None, count
     raise cur.fail(f"unknown array item type {item_type}")
+
+
+def _array_head(cur: _Cursor) -> tuple[int, int]:
+    item_type = cur.u32()
+    count = cur.u64()
+    if count > MAX_ARRAY_ITEMS:
+        raise cur.fail(f"an array of {count} items exceeds the cap")
+    return item_type, count
+
+
+def _read_token_list(cur: _Cursor) -> tuple[MetaValue | None, int | None, int | None]:
+    """The vocabulary: every entry is read (not skipped) so byte tokens can be checked."""
+    item_type, count = _array_head(cur)
+    if item_type != _STRING:
+        value, length = _read_array(cur, item_type, count, depth=0)
+        return value, length, item_type  # the type check reports it
+    keep = count <= SMALL_ARRAY_KEEP
+    items: list[Scalar] = []
+    for index in range(count):
+        token = cur.string(cap=MAX_TOKEN_BYTES)
+        problem = check_byte_token(token)
+        if problem:
+            raise cur.fail(f"vocabulary entry {index} {problem}")
+        if keep:
+            items.append(token)
+    return (tuple(items) if keep else None), count, item_type
 
 
 def _tensor_info(cur: _Cursor) -> tuple[str, GgmlType, tuple[int, ...], int, int]:
@@ -438,6 +487,7 @@ class _PartHeader:
     has_chat_template: bool
     tensors: list[TensorInfo]
     part: GgufPart
+    value_types: dict[str, ValueType]
 
 
 def _read_part(source: ByteSource, part_index: int) -> _PartHeader:
@@ -457,11 +507,18 @@ def _read_part(source: ByteSource, part_index: int) -> _PartHeader:
         raise cur.fail(f"declares {n_kv} metadata entries")
     metadata: dict[str, MetaValue] = {}
     lengths: dict[str, int] = {}
+    types: dict[str, ValueType] = {}
     has_template = False
     for _ in range(n_kv):
         key = cur.string(cap=MAX_KEY_BYTES)
+        if key in types:
+            raise cur.fail(f"metadata key {key!r} appears twice")
         vtype = cur.u32()
-        value, length = _read_value(cur, vtype)
+        if key == TOKEN_LIST_KEY and vtype == _ARRAY:
+            value, length, item_type = _read_token_list(cur)
+        else:
+            value, length, item_type = _read_value(cur, vtype)
+        types[key] = ValueType(vtype, item_type)
         if key.startswith("tokenizer.chat_template"):
             has_template = has_template or bool(value)
             continue  # templates can be large; the engine reads them itself
@@ -469,6 +526,9 @@ def _read_part(source: ByteSource, part_index: int) -> _PartHeader:
             metadata[key] = value
         if length is not None:
             lengths[key] = length
+    problem = check_value_types(types)
+    if problem:
+        raise cur.fail(problem)
     alignment = metadata.get("general.alignment", 32)
     if isinstance(alignment, bool) or not isinstance(alignment, int) or alignment <= 0:
         raise cur.fail(f"invalid alignment {alignment!r}")
@@ -488,7 +548,7 @@ def _read_part(source: ByteSource, part_index: int) -> _PartHeader:
             raise cur.fail(f"truncated: tensor {name!r} ends past the end of the file")
         tensors.append(TensorInfo(name, gtype.name, shape, n_elements, nbytes, offset, part_index))
     part = GgufPart(source.name, source.size, data_offset, n_tensors)
-    return _PartHeader(version, metadata, lengths, has_template, tensors, part)
+    return _PartHeader(version, metadata, lengths, has_template, tensors, part, types)
 
 
 def read_header(source: ByteSource) -> GgufHeader:
@@ -519,7 +579,7 @@ def _merge(parts: list[_PartHeader]) -> GgufHeader:
         raise InvalidModelFile(
             f"{first.part.name}: parts hold {len(tensors)} tensors, header says {declared}"
         )
-    return GgufHeader(
+    header = GgufHeader(
         version=first.version,
         architecture=arch,
         metadata=first.metadata,
@@ -527,7 +587,12 @@ def _merge(parts: list[_PartHeader]) -> GgufHeader:
         tensors=tensors,
         parts=tuple(p.part for p in parts),
         has_chat_template=first.has_chat_template,
+        value_types=first.value_types,
     )
+    problem = check_model(header)
+    if problem:
+        raise InvalidModelFile(f"{first.part.name} is not a usable GGUF file: {problem}")
+    return header
 
 
 def read_local_model(path: Path) -> GgufHeader:
@@ -536,7 +601,7 @@ def read_local_model(path: Path) -> GgufHeader:
         raise InvalidModelFile(f"{path} is not a file")
     split = split_part(path.name)
     if split is None:
-        return read_header(FileSource(path))
+        return _read_files((_FileStamp.of(path),), whole_model=True)
     paths = [
         path.with_name(split_part_name(split.stem, i, split.count))
         for i in range(1, 1 + split.count)
@@ -544,4 +609,39 @@ def read_local_model(path: Path) -> GgufHeader:
     missing = [p.name for p in paths if not p.is_file()]
     if missing:
         raise InvalidModelFile(f"split model {split.stem} is missing parts: {', '.join(missing)}")
-    return read_header_parts([FileSource(p) for p in paths])
+    return _read_files(tuple(_FileStamp.of(p) for p in paths), whole_model=True)
+
+
+def read_local_file(path: Path) -> GgufHeader:
+    """One local file's header (for a split model: just that part), as :func:`read_header`."""
+    return _read_files((_FileStamp.of(path),), whole_model=False)
+
+
+HEADER_CACHE_SIZE = 64  # parsed headers kept: a few hundred KB each, a big library's worth
+
+
+@dataclass(frozen=True)
+class _FileStamp:
+    """What identifies a file's bytes without reading them: a rewrite changes size or mtime."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: Path) -> _FileStamp:
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            raise InvalidModelFile(f"cannot read {path}: {exc.strerror or exc}") from exc
+        return cls(path, stat.st_size, stat.st_mtime_ns)
+
+
+# A module-level cache is sound here because the function is pure: its result depends only on
+# the files' bytes, which the stamps identify. The library scan (``ls``, the window), ``fit`` and
+# every model load then share one parse of a large header. Errors are not cached: a broken file
+# fails fast each time, and a fixed one is read afresh.
+@functools.lru_cache(maxsize=HEADER_CACHE_SIZE)
+def _read_files(stamps: tuple[_FileStamp, ...], *, whole_model: bool) -> GgufHeader:
+    sources: list[ByteSource] = [FileSource(stamp.path) for stamp in stamps]
+    return read_header_parts(sources) if whole_model else read_header(sources[0])

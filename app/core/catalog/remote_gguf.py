@@ -2,12 +2,14 @@
 
 :class:`RemoteFile` is a ``ByteSource`` for :mod:`app.core.catalog.gguf_header`: it fetches the
 blocks the parser asks for (1 MiB each, a few requests for a typical header; the parser caps
-the total) and never the weights. :func:`variants_for_repo` turns a repo id into the
+the total) and never the weights. It keeps only the last few blocks: the parser reads forward,
+so a long header costs requests, not memory. :func:`variants_for_repo` turns a repo id into the
 recommender's variants: one header per quant, sizes from the Hub listing.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 
 import httpx
@@ -19,6 +21,7 @@ from app.core.catalog.recommend import Variant
 from app.core.errors import HubOffline, HubUnavailable, InvalidModelFile, RepoNotFound
 
 BLOCK = 1 << 20
+BLOCKS_KEPT = 4  # the parser reads forward in 1-block chunks; a few spare cover its look-back
 _ATTEMPTS = 3
 
 
@@ -38,7 +41,7 @@ class RemoteFile:
         self._size = size
         self._name = name
         self._headers = dict(headers or {})
-        self._blocks: dict[int, bytes] = {}
+        self._blocks: OrderedDict[int, bytes] = OrderedDict()  # least recently read first
         self.requests_made = 0
 
     @property
@@ -60,8 +63,16 @@ class RemoteFile:
         if missing:
             self._fetch(missing[0], missing[-1])
         data = b"".join(self._blocks[b] for b in range(first, last + 1))
+        for block in range(first, last + 1):
+            self._blocks.move_to_end(block)
+        while len(self._blocks) > BLOCKS_KEPT:
+            self._blocks.popitem(last=False)
         start = offset - first * BLOCK
         return data[start : start + (end - offset)]
+
+    @property
+    def blocks_kept(self) -> int:
+        return len(self._blocks)
 
     def _fetch(self, first: int, last: int) -> None:
         start, stop = first * BLOCK, min((last + 1) * BLOCK, self._size)

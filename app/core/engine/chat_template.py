@@ -1,11 +1,15 @@
 """Render a model's chat template safely, keeping users' text apart from the template's structure.
 
 Templates come from GGUF files anyone can publish, so they render in Jinja's
-``ImmutableSandboxedEnvironment`` (the hole behind CVE-2024-34359 was a plain Environment), with a
-bounded ``range``, an output cap and a deadline. Message contents are wrapped in private-use
-sentinels while rendering; afterwards the prompt splits into template pieces (whose special-token
-text becomes control tokens) and user pieces (tokenized as plain text, so a typed
-``<|im_start|>`` stays text).
+``ImmutableSandboxedEnvironment`` (the hole behind CVE-2024-34359 was a plain Environment), in a
+child process held to 2 s and 64 MiB (``template_process``: the bounds must hold against work
+done inside one C call, which no in-process budget sees), with a bounded ``range`` and an output
+cap inside for clearer messages. Jinja2 before 3.1.6 had sandbox escapes through ``str.format``
+(CVE-2024-56326, CVE-2025-27516), so an older Jinja2 renders nothing.
+
+Message contents are wrapped in private-use sentinels while rendering; afterwards the prompt
+splits into template pieces (whose special-token text becomes control tokens) and user pieces
+(tokenized as plain text, so a typed ``<|im_start|>`` stays text).
 """
 
 from __future__ import annotations
@@ -17,16 +21,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import jinja2
 from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
+from jinja2.ext import LoopControlExtension  # imported here so the fork server preloads it
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from app.core.engine.request import ChatMessage
+from app.core.engine.template_process import RenderLimits, run_limited
 from app.core.errors import TemplateError
 
 MAX_OUTPUT_CHARS = 8_000_000
 MAX_RANGE_ITEMS = 100_000
-RENDER_DEADLINE_S = 2.0
+RENDER_LIMITS = RenderLimits(deadline_s=2.0, memory_bytes=64 * 2**20)
+MIN_JINJA2 = (3, 1, 6)
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,7 @@ class _BudgetExceeded(Exception):
 
 class _RenderBudget:
     def __init__(self) -> None:
-        self.deadline = time.monotonic() + RENDER_DEADLINE_S
+        self.deadline = time.monotonic() + RENDER_LIMITS.deadline_s
         self.items = 0
 
     def tick(self) -> None:
@@ -166,13 +174,37 @@ def render(
     tools: Sequence[dict[str, Any]] | None = None,
 ) -> list[PromptPiece]:
     """Render ``messages`` into prompt pieces; raise ``TemplateError`` for any failure."""
+    if not jinja2_is_patched():
+        raise TemplateError(
+            f"Jinja2 {jinja2.__version__} has known sandbox escapes; "
+            f"install Jinja2 {'.'.join(map(str, MIN_JINJA2))} or later to use chat templates"
+        )
     sentinels = _Sentinels([m.content for m in messages])
+    variables = {
+        "messages": [_message_dict(m, sentinels) for m in messages],
+        "add_generation_prompt": add_generation_prompt,
+        "bos_token": template.bos_token,
+        "eos_token": template.eos_token,
+        "tools": list(tools) if tools else None,
+    }
+    rendered = run_limited(render_text, (template.source, variables), RENDER_LIMITS)
+    return _split(rendered, sentinels)
+
+
+def jinja2_is_patched() -> bool:
+    parts = jinja2.__version__.split(".")[:3]
+    numbers = tuple(int(p) if p.isdigit() else 0 for p in parts)
+    return numbers >= MIN_JINJA2
+
+
+def render_text(source: str, variables: dict[str, Any]) -> str:
+    """The sandboxed render itself; runs in the child process ``render`` starts."""
     budget = _RenderBudget()
     env = _TemplateSandbox(
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
-        extensions=["jinja2.ext.loopcontrols"],
+        extensions=[LoopControlExtension],
     )
     env.filters["tojson"] = _tojson
     env.globals.update(
@@ -181,16 +213,10 @@ def render(
         strftime_now=_strftime_now,
     )
     try:
-        compiled = env.from_string(template.source)
+        compiled = env.from_string(source)
         chunks: list[str] = []
         size = 0
-        for chunk in compiled.generate(
-            messages=[_message_dict(m, sentinels) for m in messages],
-            add_generation_prompt=add_generation_prompt,
-            bos_token=template.bos_token,
-            eos_token=template.eos_token,
-            tools=list(tools) if tools else None,
-        ):
+        for chunk in compiled.generate(**variables):
             size += len(chunk)
             if size > MAX_OUTPUT_CHARS:
                 raise _BudgetExceeded("the chat template produced an oversized prompt")
@@ -206,4 +232,6 @@ def render(
         raise TemplateError(f"the model's chat template failed to render: {exc}") from exc
     except RecursionError as exc:
         raise TemplateError("the model's chat template recursed too deeply") from exc
-    return _split("".join(chunks), sentinels)
+    except OverflowError as exc:
+        raise TemplateError(f"the model's chat template failed to render: {exc}") from exc
+    return "".join(chunks)

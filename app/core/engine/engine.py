@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 import psutil
 
+from app.core.catalog.gguf_header import read_local_model
 from app.core.engine.backend import LlamaBackend, SpecialTokens
 from app.core.engine.cancel import CancelToken
 from app.core.engine.chat_template import TRANSCRIPT_FALLBACK, ChatTemplate, render
@@ -360,6 +361,9 @@ class Engine:
         return self._loaded
 
     def _load(self, options: LoadOptions) -> ModelInfo:
+        # Our bounded reader checks the file before llama.cpp sees it, and before the loaded
+        # model is given up: a hostile GGUF is an InvalidModelFile, not an abort() in C.
+        read_local_model(options.model_path)
         self._unload()
         process = psutil.Process()
         rss_before = process.memory_info().rss

@@ -12,6 +12,7 @@ from app.core.catalog.gguf_header import (
     MAX_HEADER_BYTES,
     BytesSource,
     read_header,
+    read_local_file,
     read_local_model,
 )
 from app.core.errors import InvalidModelFile
@@ -218,3 +219,133 @@ def test_hostile_header_reads_in_bounded_memory() -> None:
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < MAX_HEADER_BYTES // 8
+
+
+# --- what llama.cpp's loader assumes --------------------------------------------------------------
+
+
+def _kv_array(key: str, item_type: int, items: bytes, count: int) -> bytes:
+    return gguf_string(key) + struct.pack("<IIQ", 9, item_type, count) + items
+
+
+def test_non_ascii_layer_digits_are_refused(tmp_path: Path) -> None:
+    kvs = (kv_string("general.architecture", "llama"), kv_u32("llama.block_count", 2))
+    info = tensor_info("blk.١.attn_q.weight", (32,), 0, 0)
+    _fails(raw_gguf(n_tensors=1, kvs=kvs, tensor_infos=info, tail=bytes(256)), "not ASCII digits")
+
+
+def test_a_tensor_of_a_layer_past_block_count_is_refused() -> None:
+    kvs = (kv_string("general.architecture", "llama"), kv_u32("llama.block_count", 2))
+    info = tensor_info("blk.2.attn_q.weight", (32,), 0, 0)
+    _fails(raw_gguf(n_tensors=1, kvs=kvs, tensor_infos=info, tail=bytes(256)), "layer 2 of a 2")
+
+
+@pytest.mark.parametrize(
+    ("kvs", "match"),
+    [
+        ((kv_u32("llama.block_count", 513),), "513 layers; llama.cpp accepts at most 512"),
+        ((kv_u32("llama.expert_count", 1025), kv_u32("llama.expert_used_count", 2)), "1025 experts"),
+        ((kv_u32("llama.expert_count", 8), kv_u32("llama.expert_used_count", 9)), "9 experts per"),
+        ((kv_u32("llama.expert_count", 8),), "uses none"),
+        ((kv_u32("llama.expert_used_count", 1),), "1 experts per token out of 0"),
+        (
+            (kv_u32("llama.block_count", 2), _kv_array("llama.attention.head_count", 5, bytes(12), 3)),
+            "3 entries for 2 layers",
+        ),
+        (
+            (kv_u32("llama.block_count", 1), _kv_array("llama.attention.head_count", 0, bytes(1), 1)),
+            "INT32/UINT32",
+        ),
+        (
+            (kv_u32("llama.embedding_length", 8), kv_u32("llama.block_count", 1),
+             kv_u32("llama.attention.head_count", 9)),
+            "9 attention heads for 8",
+        ),
+        (
+            (kv_u32("llama.block_count", 1), kv_u32("llama.attention.head_count", 2),
+             kv_u32("llama.attention.head_count_kv", 4)),
+            "4 key/value heads for 2",
+        ),
+        ((kv_string("llama.block_count", "2"),), "must be an integer"),
+        ((kv_u32("general.alignment", 32), kv_u32("general.alignment", 32)), "appears twice"),
+    ],
+)  # fmt: skip
+def test_header_values_llama_cpp_would_abort_on(kvs: tuple[bytes, ...], match: str) -> None:
+    _fails(raw_gguf(kvs=(kv_string("general.architecture", "llama"), *kvs)), match)
+
+
+def test_expert_tensors_must_hold_the_declared_experts(tmp_path: Path) -> None:
+    (path,) = write_tiny_model(tmp_path / "moe.gguf", n_expert=4, n_expert_used=2)
+    assert read_local_model(path).expert_count == 4
+    kvs = (
+        kv_string("general.architecture", "llama"),
+        kv_u32("llama.block_count", 1),
+        kv_u32("llama.expert_count", 4),
+        kv_u32("llama.expert_used_count", 2),
+    )
+    info = tensor_info("blk.0.ffn_up_exps.weight", (32, 8, 3), 0, 0)
+    _fails(raw_gguf(n_tensors=1, kvs=kvs, tensor_infos=info, tail=bytes(4096)), "holds 3 experts")
+
+
+def test_vocabulary_arrays_must_match_the_token_count() -> None:
+    tokens = _kv_array("tokenizer.ggml.tokens", 8, b"".join(gguf_string(t) for t in "abc"), 3)
+    scores = _kv_array("tokenizer.ggml.scores", 6, bytes(8), 2)
+    _fails(
+        raw_gguf(kvs=(kv_string("general.architecture", "llama"), tokens, scores)),
+        "2 entries for 3",
+    )
+
+
+def test_named_special_tokens_outside_a_small_vocabulary_fall_back_to_missing_defaults() -> None:
+    tokens = _kv_array("tokenizer.ggml.tokens", 8, b"".join(gguf_string(t) for t in "ab"), 2)
+    kvs = (
+        kv_string("general.architecture", "llama"),
+        kv_string("tokenizer.ggml.model", "gpt2"),
+        tokens,
+        kv_u32("tokenizer.ggml.bos_token_id", 0),
+        kv_u32("tokenizer.ggml.eos_token_id", 70_000),
+    )
+    _fails(raw_gguf(kvs=kvs), "lacks the eos token")
+
+
+@pytest.mark.parametrize("token", ["<0x-1>", "<0x100>", "<0xG0>", "<0x>"])
+def test_malformed_byte_tokens_are_refused(token: str) -> None:
+    entries = [gguf_string("<0x41>"), gguf_string(token)]
+    tokens = _kv_array("tokenizer.ggml.tokens", 8, b"".join(entries), 2)
+    _fails(raw_gguf(kvs=(kv_string("general.architecture", "llama"), tokens)), "byte token")
+
+
+def test_wrong_array_item_types_are_refused() -> None:
+    tokens = _kv_array("tokenizer.ggml.tokens", 8, b"".join(gguf_string(t) for t in "ab"), 2)
+    scores = _kv_array("tokenizer.ggml.scores", 0, bytes(2), 2)
+    _fails(
+        raw_gguf(kvs=(kv_string("general.architecture", "llama"), tokens, scores)),
+        "tokenizer.ggml.scores must be ARRAY of FLOAT32, not ARRAY of UINT8",
+    )
+
+
+def test_int32_alignment_is_refused() -> None:
+    bad = gguf_string("general.alignment") + struct.pack("<Ii", 5, 32)
+    _fails(raw_gguf(kvs=(kv_string("general.architecture", "llama"), bad)), "UINT32, not INT32")
+
+
+# --- local headers are parsed once per file version --------------------------------------------
+
+
+def test_local_headers_are_cached_by_path_size_and_mtime(tmp_path: Path) -> None:
+    (path,) = write_tiny_model(tmp_path / "tiny.gguf")
+    first = read_local_model(path)
+    assert read_local_model(path) is first
+    assert read_local_file(path) is not first  # a single-file read is its own entry
+    assert read_local_file(path) is read_local_file(path)
+    write_tiny_model(path, n_layers=3)  # rewritten: new size and mtime
+    assert read_local_model(path).block_count == 3
+
+
+def test_a_broken_file_is_not_cached_as_broken(tmp_path: Path) -> None:
+    path = tmp_path / "later.gguf"
+    path.write_bytes(b"GGUF")
+    with pytest.raises(InvalidModelFile):
+        read_local_model(path)
+    write_tiny_model(path)
+    assert read_local_model(path).architecture == "llama"

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import resource
+import sys
 import time
+from pathlib import Path
 
+import jinja2
+import psutil
 import pytest
 
 from app.core.engine.chat_template import (
+    RENDER_LIMITS,
     TRANSCRIPT_FALLBACK,
     ChatTemplate,
     PromptPiece,
+    jinja2_is_patched,
     render,
 )
 from app.core.engine.request import ChatMessage
@@ -113,3 +120,108 @@ def test_resource_bombs_stop_quickly(bomb: str) -> None:
 def test_syntax_errors_are_template_errors() -> None:
     with pytest.raises(TemplateError, match="failed to render"):
         render(ChatTemplate(source="{% for %}"), USER)
+
+
+# --- work inside single C calls: the child process's bounds ------------------------------------
+
+_HUGE = 10**10  # characters: an argument that would allocate tens of gigabytes
+
+
+def _peak_rss() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
+
+
+@pytest.mark.parametrize(
+    "bomb",
+    [
+        f"{{{{ 'x'.ljust({_HUGE}) }}}}",
+        f"{{{{ 'x'.rjust({_HUGE}) }}}}",
+        f"{{{{ 'x'.center({_HUGE}) }}}}",
+        f"{{{{ 'x' | center({_HUGE}) }}}}",
+        f"{{{{ 'x'.zfill({_HUGE}) }}}}",
+        "{{ ('x' * 100000).replace('x', 'y' * 100000) }}",
+        f"{{{{ '{{:>{_HUGE}}}'.format(1) }}}}",
+        f"{{{{ '%{_HUGE}d' % 1 }}}}",
+        f"{{{{ 'a\\nb\\nc' | indent({_HUGE}) }}}}",
+        "{{ ('x ' * 4000000) | wordwrap(1) }}",
+        f"{{{{ messages | tojson(indent={_HUGE}) }}}}",
+        "{{ ('x' * 8000000) | list | join('y' * 1000) }}",
+        "{{ 'xy' * 4000000 * 1 }}{{ ('xy' * 4000000) ~ ('xy' * 4000000) }}",
+        "{% set s = 'x' * 100000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}",
+        "{% set s = 'x' * 3000 %}{% for a in s %}{% for b in s %}{{ a }}{% endfor %}{% endfor %}",
+    ],
+    ids=[
+        "ljust", "rjust", "center-method", "center-filter", "zfill", "replace", "format",
+        "percent", "indent", "wordwrap", "tojson-indent", "join", "concat",
+        "nested-loops-over-strings", "nested-loops-printing",
+    ],
+)  # fmt: skip
+def test_single_call_bombs_stop_in_bounded_time_and_memory(bomb: str) -> None:
+    process = psutil.Process()
+    rss_before = process.memory_info().rss
+    peak_before = _peak_rss()
+    started = time.monotonic()
+    with pytest.raises(TemplateError, match="chat template"):
+        render(ChatTemplate(source=bomb), USER)
+    # Bounds only an unbounded render would cross (no speed assert): 2 s of template work plus
+    # starting the child, and no growth of this process beyond the render's memory bound.
+    assert time.monotonic() - started < 30
+    assert _peak_rss() <= max(peak_before, rss_before + RENDER_LIMITS.memory_bytes)
+    assert process.memory_info().rss - rss_before < RENDER_LIMITS.memory_bytes
+
+
+def test_a_render_over_the_deadline_names_the_bound() -> None:
+    loops = "{% set s = 'x' * 100000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}"
+    with pytest.raises(TemplateError, match="longer than 2 s"):
+        render(ChatTemplate(source=loops), USER)
+
+
+def test_a_render_over_the_memory_bound_names_it() -> None:
+    with pytest.raises(TemplateError, match="more than 64 MiB"):
+        render(ChatTemplate(source=f"{{{{ 'x'.ljust({_HUGE}) }}}}"), USER)
+
+
+def test_renders_after_a_killed_render_still_work() -> None:
+    with pytest.raises(TemplateError):
+        render(ChatTemplate(source=f"{{{{ 'x'.center({_HUGE}) }}}}"), USER)
+    assert joined(render(CHATML, USER)).startswith("<|im_start|>user\n")
+
+
+# --- sandbox escapes (CVE-2024-34359 class; Jinja2 CVE-2024-56326 and CVE-2025-27516) ------------
+
+
+def _escape_payloads(canary: Path) -> list[str]:
+    touch = f"touch {canary}"
+    return [
+        "{% for x in ().__class__.__base__.__subclasses__() %}"
+        "{% if 'warning' in x.__name__ %}"
+        f"{{{{ x()._module.__builtins__['__import__']('os').popen('{touch}').read() }}}}"
+        "{% endif %}{% endfor %}",
+        f"{{{{ lipsum.__globals__['os'].popen('{touch}').read() }}}}",
+        f"{{{{ lipsum.__globals__.os.system('{touch}') }}}}",
+        # CVE-2025-27516: str.format reached through the attr filter
+        "{{ '{0.__init__.__globals__[os].system}'|attr('format')(cycler) }}",
+        f"{{{{ ('{{0.__init__.__globals__[os].popen}}'|attr('format')(cycler))('{touch}') }}}}",
+        # CVE-2024-56326: a stored reference to str.format, called later
+        "{% set f = '{0.__init__.__globals__[os]}'.format %}{{ f(cycler) }}",
+        "{% set ns = namespace(f='{0.__init__.__globals__}'.format) %}{{ ns.f(cycler) }}",
+    ]
+
+
+def test_sandbox_escapes_are_refused_and_run_nothing(tmp_path: Path) -> None:
+    canary = tmp_path / "canary"
+    for payload in _escape_payloads(canary):
+        with pytest.raises(TemplateError):
+            render(ChatTemplate(source=payload), USER)
+    assert not canary.exists()
+
+
+def test_installed_jinja2_has_the_sandbox_fixes() -> None:
+    assert jinja2_is_patched()
+
+
+def test_an_unpatched_jinja2_renders_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jinja2, "__version__", "3.1.5")
+    with pytest.raises(TemplateError, match=r"3\.1\.5 has known sandbox escapes"):
+        render(CHATML, USER)

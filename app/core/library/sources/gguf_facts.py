@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.catalog.gguf_header import FileSource, read_header
+from app.core.catalog.gguf_header import read_local_file
 from app.core.catalog.quants import quant_from_filename
 from app.core.errors import InvalidModelFile
 
@@ -22,7 +22,7 @@ class GgufFacts:
 def read_facts(path: Path) -> GgufFacts | None:
     """The header's facts, or None (logged) for a file that is not a readable GGUF."""
     try:
-        header = read_header(FileSource(path))
+        header = read_local_file(path)
     except InvalidModelFile as exc:
         log.info("skipping %s: %s", path, exc.user_message)
         return None
