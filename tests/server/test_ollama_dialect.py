@@ -260,3 +260,21 @@ def test_copilot_flow_version_tags_show_then_openai_chat(url: str) -> None:
         timeout=60,
     )
     assert reply.status_code == 200
+
+
+@pytest.mark.parametrize("image", ["!!not base64!!", "iVBORw0KGgo=", ""])
+def test_images_are_refused_with_a_400_and_serving_goes_on(url: str, image: str) -> None:
+    # A malformed (or any) image never reaches the engine: this model has no vision projector.
+    chat = {"model": "tiny-coder", "stream": False,
+            "messages": [{"role": "user", "content": "what is this?", "images": [image]}]}  # fmt: skip
+    generate = {
+        "model": "tiny-coder",
+        "prompt": "what is this?",
+        "images": [image],
+        "stream": False,
+    }
+    for route, body in (("/api/chat", chat), ("/api/generate", generate)):
+        response = httpx.post(f"{url}{route}", json=body)
+        assert response.status_code == 400, route
+        assert "images are not supported" in response.text
+    assert httpx.get(f"{url}/health").status_code == 200

@@ -117,6 +117,9 @@ def test_a_prompt_longer_than_the_context_is_400_with_both_counts(url: str) -> N
     assert "256" in error["message"]
 
 
+_BAD_IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,!!not!!"}}
+
+
 @pytest.mark.parametrize(
     ("payload", "param"),
     [
@@ -142,6 +145,10 @@ def test_a_prompt_longer_than_the_context_is_400_with_both_counts(url: str) -> N
             json.dumps(
                 {"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}
             ).encode(),
+            "messages",
+        ),
+        (  # a malformed image: refused before any decoding (no vision projector here)
+            json.dumps({"messages": [{"role": "user", "content": [_BAD_IMAGE]}]}).encode(),
             "messages",
         ),
     ],
