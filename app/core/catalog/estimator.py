@@ -1,6 +1,6 @@
 """How much GPU memory and RAM a model needs at a context size, split by device.
 
-Formulas: shared/design/reference/memory-fit.md §3 (KV per layer, sliding window, MLA, KV
+Formulas: docs/memory-fit.md (KV per layer, sliding window, MLA, KV
 quantisation, compute buffers) and what llama-cpp-python 0.3.36 really allocates, read from its
 own log on the starter model here (``bench/fit_accuracy.py`` re-measures):
 
@@ -35,7 +35,8 @@ GpuBackend = Literal["cuda", "metal", "vulkan", "rocm", "sycl"]
 
 KV_BYTES_PER_ELEMENT: dict[str, float] = {"f16": 2.0, "q8_0": 34 / 32, "q4_0": 18 / 32}
 KV_CELL_PAD = 256
-# GPU context/driver memory that never shows up as a llama.cpp buffer (memory-fit.md §0, §1.1).
+# GPU context/driver memory that never shows up as a llama.cpp buffer (Ollama's per-device figure
+# for CUDA and ROCm; docs/memory-fit.md).
 BACKEND_OVERHEAD: dict[str, int] = {
     "cuda": 457 * MIB,
     "rocm": 457 * MIB,

@@ -316,7 +316,8 @@ class GgufHeader:
         return embd // heads if embd and heads else None
 
 
-# Architectures whose sliding-window layout llama.cpp hard-codes (memory-fit.md §3.2).
+# Architectures whose sliding-window layout llama.cpp hard-codes: every Nth layer is global, the
+# others use the window (Gemma 3: five local to one global).
 _SWA_PATTERN: dict[str, int] = {"gemma2": 2, "gemma3": 6, "cohere2": 4, "gpt-oss": 2, "llama4": 4}
 
 

@@ -1,6 +1,6 @@
 """Quantisation names, ggml tensor types, split-file names and the quality each quant costs.
 
-Sources (see shared/design/reference/memory-fit.md §6): ggml block sizes (ggml.h / gguf-py),
+Sources (summarised in docs/memory-fit.md): ggml block sizes (ggml.h / gguf-py),
 whole-file bits per weight and ΔPPL from llama.cpp's ``tools/quantize`` README and
 ``quantize.cpp`` (Llama-3.1-8B / Llama-3-8B), mean KL-divergence vs FP16 from the llama.cpp
 perplexity README "LLaMA 3 8b Scoreboard". Quality figures are measured on one model family:
@@ -226,7 +226,7 @@ _ALIASES: dict[str, str] = {
 
 
 def quality_band(kld: float | None) -> QualityBand:
-    """UI bands from the KLD scoreboard (memory-fit.md §6.2)."""
+    """UI bands on the mean KL-divergence vs FP16 (bands and examples: docs/memory-fit.md)."""
     if kld is None:
         return "unknown"
     if kld == 0.0:

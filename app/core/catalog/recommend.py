@@ -2,7 +2,7 @@
 
 For every variant: where it would run (all on the GPU, some layers on the GPU, MoE experts in
 RAM, CPU only, or not at all), the memory on each side, the expected decode speed and the
-quality cost. Speed is memory-bound decoding (memory-fit.md §7): efficiency × bandwidth ÷ bytes
+quality cost. Speed is memory-bound decoding (docs/memory-fit.md): efficiency × bandwidth ÷ bytes
 read per token, where a MoE model reads only its active experts.
 """
 

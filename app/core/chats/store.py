@@ -1,6 +1,6 @@
 """Chat history in SQLite: every message committed when sent, streaming replies checkpointed.
 
-The design follows the failures other chat apps reported (security.md §5): history never lives
+The design follows the failures other chat apps reported (docs/security.md): history never lives
 only in memory, the user's message is committed before the model sees it, a streaming reply is
 written as it grows (see :class:`~app.core.chats.reply.ReplyWriter`) and marked ``streaming``
 until it ends, and a reply left ``streaming`` by a process that died is marked ``interrupted``

@@ -1,8 +1,8 @@
 """Memory bandwidth by product name: spec-sheet figures, since no driver API reports them.
 
 Every figure carries its source so the UI can say "spec figure" rather than "measured". GPU figures
-are data rate × bus width / 8 as the vendors publish them; Apple's are Apple's own figures
-(collected in design/reference/memory-fit.md §4 and §5.1).
+are data rate × bus width / 8 as the vendors publish them; Apple's are Apple's own figures,
+keyed on the chip name and GPU core count (binned chips have less bandwidth).
 """
 
 from __future__ import annotations

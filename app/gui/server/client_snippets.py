@@ -1,6 +1,6 @@
 """Ready-to-paste settings for the coding tools that talk to a local endpoint (Qt-free text).
 
-Each snippet follows the tool's own configuration format (ide-clients-and-packaging.md §1): the
+Each snippet follows the tool's own documented configuration format: the
 OpenAI dialect under ``/v1`` for most tools, the Ollama dialect for Copilot Chat and JetBrains,
 which discover models through ``/api/tags`` and ``/api/show``.
 """
