@@ -29,3 +29,17 @@ def test_no_display_is_one_clear_line_and_exit_1() -> None:
         "homefire: no display to open the window on (DISPLAY and WAYLAND_DISPLAY are unset); "
         "run `homefire serve` for the headless server"
     ]
+
+
+def test_the_command_line_loads_qt_only_when_the_window_is_wanted() -> None:
+    # lint-imports checks that the core and the commands never import Qt; app.cli imports the
+    # desktop app inside a function, which only running the import can check.
+    code = (
+        "import sys, app.cli\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('PySide6', 'shiboken6'))))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
