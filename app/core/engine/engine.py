@@ -339,6 +339,9 @@ class Engine:
             if job.cancel.cancelled:
                 job.future.set_exception(Cancelled())
                 return
+            if self._closed:  # queued before close(): cancelled, not run to the end
+                job.future.set_exception(Cancelled("Homefire is shutting down"))
+                return
             self._current = job
             try:
                 result = job.run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -243,3 +244,30 @@ def test_close_cancels_the_running_generation(engine: Engine, tiny_model: Path) 
     engine.close()
     assert running.result(10).finish_reason in ("cancelled", "length", "stop")
     assert engine.model is None
+
+
+def test_close_cancels_queued_generations_without_running_them(
+    engine: Engine, tiny_model: Path
+) -> None:
+    engine.load(LoadOptions(model_path=tiny_model, n_ctx=256)).result()
+    token = CancelToken()
+    recorder = Recorder()
+
+    def hold_until_closing(_n: int) -> None:
+        # The first generation holds the engine until close() has cancelled it.
+        deadline = time.monotonic() + 10
+        while not token.cancelled and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    recorder.on_progress = hold_until_closing
+    engine.add_observer(recorder)
+    running = engine.generate(chat("Hello", max_tokens=200), cancel=token)
+    queued = engine.generate(chat("Hello again", max_tokens=200))
+    deadline = time.monotonic() + 10
+    while not recorder.progress and time.monotonic() < deadline:
+        time.sleep(0.01)
+    engine.close()
+    assert running.result(10).finish_reason == "cancelled"
+    with pytest.raises(Cancelled):
+        queued.result(10)
+    assert len(recorder.started) == 1  # the queued request never reached the model
