@@ -38,6 +38,11 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
+# PNGs of the main pages for the README (tools/screenshots.py), under Xvfb when it is installed.
+screenshots: $(STAMP)
+	$(if $(shell command -v xvfb-run),xvfb-run --auto-servernum --server-args="-screen 0 1280x800x24",QT_QPA_PLATFORM=offscreen) \
+		$(BIN)/python -m tools.screenshots docs/screenshots
+
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
 
