@@ -2,9 +2,9 @@
 
 Templates come from GGUF files anyone can publish, so they render in Jinja's
 ``ImmutableSandboxedEnvironment`` (the hole behind CVE-2024-34359 was a plain Environment), in a
-child process held to 2 s and 64 MiB (``template_process``: the bounds must hold against work
-done inside one C call, which no in-process budget sees), with a bounded ``range`` and an output
-cap inside for clearer messages. Jinja2 before 3.1.6 had sandbox escapes through ``str.format``
+warm child process held to 2 s and 64 MiB per render (``template_process``: the bounds must hold
+against work done inside one C call, which no in-process budget sees), with a bounded ``range``
+and an output cap inside for clearer messages. Jinja2 before 3.1.6 had sandbox escapes through ``str.format``
 (CVE-2024-56326, CVE-2025-27516), so an older Jinja2 renders nothing.
 
 Message contents are wrapped in private-use sentinels while rendering; afterwards the prompt
@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
 import jinja2
@@ -28,7 +29,7 @@ from jinja2.ext import LoopControlExtension  # imported here so the fork server 
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from app.core.engine.request import ChatMessage
-from app.core.engine.template_process import RenderLimits, run_limited
+from app.core.engine.template_process import RenderLimits, RenderPool
 from app.core.errors import TemplateError
 
 MAX_OUTPUT_CHARS = 8_000_000
@@ -166,29 +167,53 @@ def _split(rendered: str, sentinels: _Sentinels) -> list[PromptPiece]:
     return [piece for piece in pieces if piece.text]
 
 
-def render(
-    template: ChatTemplate,
-    messages: Sequence[ChatMessage],
-    *,
-    add_generation_prompt: bool = True,
-    tools: Sequence[dict[str, Any]] | None = None,
-) -> list[PromptPiece]:
-    """Render ``messages`` into prompt pieces; raise ``TemplateError`` for any failure."""
-    if not jinja2_is_patched():
-        raise TemplateError(
-            f"Jinja2 {jinja2.__version__} has known sandbox escapes; "
-            f"install Jinja2 {'.'.join(map(str, MIN_JINJA2))} or later to use chat templates"
-        )
-    sentinels = _Sentinels([m.content for m in messages])
-    variables = {
-        "messages": [_message_dict(m, sentinels) for m in messages],
-        "add_generation_prompt": add_generation_prompt,
-        "bos_token": template.bos_token,
-        "eos_token": template.eos_token,
-        "tools": list(tools) if tools else None,
-    }
-    rendered = run_limited(render_text, (template.source, variables), RENDER_LIMITS)
-    return _split(rendered, sentinels)
+class TemplateRenderer:
+    """Renders chat templates in warm, bounded child processes; safe from any thread.
+
+    Its owner (the engine) closes it: that stops the children. Creating one starts nothing; the
+    first render starts a child, later renders reuse it (a pipe round trip, not a fork).
+    """
+
+    def __init__(self) -> None:
+        self._pool = RenderPool(render_text, RENDER_LIMITS)
+
+    def render(
+        self,
+        template: ChatTemplate,
+        messages: Sequence[ChatMessage],
+        *,
+        add_generation_prompt: bool = True,
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> list[PromptPiece]:
+        """Render ``messages`` into prompt pieces; raise ``TemplateError`` for any failure."""
+        if not jinja2_is_patched():
+            raise TemplateError(
+                f"Jinja2 {jinja2.__version__} has known sandbox escapes; "
+                f"install Jinja2 {'.'.join(map(str, MIN_JINJA2))} or later to use chat templates"
+            )
+        sentinels = _Sentinels([m.content for m in messages])
+        variables = {
+            "messages": [_message_dict(m, sentinels) for m in messages],
+            "add_generation_prompt": add_generation_prompt,
+            "bos_token": template.bos_token,
+            "eos_token": template.eos_token,
+            "tools": list(tools) if tools else None,
+        }
+        return _split(self._pool.run(template.source, variables), sentinels)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __enter__(self) -> TemplateRenderer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 def jinja2_is_patched() -> bool:
@@ -198,7 +223,7 @@ def jinja2_is_patched() -> bool:
 
 
 def render_text(source: str, variables: dict[str, Any]) -> str:
-    """The sandboxed render itself; runs in the child process ``render`` starts."""
+    """The sandboxed render itself; runs in a ``TemplateRenderer``'s child process."""
     budget = _RenderBudget()
     env = _TemplateSandbox(
         trim_blocks=True,

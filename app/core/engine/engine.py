@@ -27,7 +27,7 @@ import psutil
 from app.core.catalog.gguf_header import read_local_model
 from app.core.engine.backend import LlamaBackend, SpecialTokens
 from app.core.engine.cancel import CancelToken
-from app.core.engine.chat_template import TRANSCRIPT_FALLBACK, ChatTemplate, render
+from app.core.engine.chat_template import TRANSCRIPT_FALLBACK, ChatTemplate, TemplateRenderer
 from app.core.engine.fim import fim_tokens, supports_fim
 from app.core.engine.prompt import tokenize_pieces
 from app.core.engine.request import ChatMessage, GenerationRequest, Sampling
@@ -219,6 +219,7 @@ class Engine:
         self._current: _Job | None = None
         self._queued: list[_Job] = []
         self._closed = False
+        self._templates = TemplateRenderer()
         self._thread = threading.Thread(target=self._serve, name="engine", daemon=True)
         self._thread.start()
 
@@ -320,6 +321,7 @@ class Engine:
             self._run(job)
         self._drain()
         self._unload()
+        self._templates.close()
 
     def _drain(self) -> None:
         while True:
@@ -377,7 +379,7 @@ class Engine:
         metadata = backend.metadata
         special = backend.special_tokens()
         template = self._template_for(backend, metadata, special)
-        tools_ok, thinking = _probe_template(template)
+        tools_ok, thinking = _probe_template(self._templates, template)
         info = ModelInfo(
             model_id=options.model_id or options.model_path.stem,
             path=options.model_path,
@@ -423,7 +425,9 @@ class Engine:
     ) -> tuple[list[int], tuple[str, ...]]:
         backend = loaded.backend
         if request.messages is not None:
-            pieces = render(loaded.template, request.messages, tools=request.tools or None)
+            pieces = self._templates.render(
+                loaded.template, request.messages, tools=request.tools or None
+            )
             tokens = tokenize_pieces(backend, pieces)
             stops = (*request.stop, *loaded.template.stop)
         elif request.suffix is not None:
@@ -517,7 +521,7 @@ class Engine:
 _PROBE_TOOL = "homefire_probe_tool"
 
 
-def _probe_template(template: ChatTemplate) -> tuple[bool, bool]:
+def _probe_template(templates: TemplateRenderer, template: ChatTemplate) -> tuple[bool, bool]:
     """(renders tools, generation prompt opens a <think> block), from two test renders."""
     probe = (ChatMessage(role="user", content="hi"),)
     tool = {
@@ -529,11 +533,11 @@ def _probe_template(template: ChatTemplate) -> tuple[bool, bool]:
         },
     }
     try:
-        plain = "".join(piece.text for piece in render(template, probe))
+        plain = "".join(piece.text for piece in templates.render(template, probe))
     except TemplateError:
         return False, False
     try:
-        with_tools = "".join(piece.text for piece in render(template, probe, tools=[tool]))
+        with_tools = "".join(p.text for p in templates.render(template, probe, tools=[tool]))
     except TemplateError:
         with_tools = ""
     return _PROBE_TOOL in with_tools, plain.rstrip().endswith("<think>")

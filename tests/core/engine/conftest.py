@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from app.core.engine.chat_template import TemplateRenderer
 from app.core.engine.engine import Engine
 from app.core.load_options import LoadOptions
 
@@ -15,6 +16,13 @@ def no_engine_thread_left() -> Iterator[None]:
     yield
     left = [t.name for t in threading.enumerate() if t.name == "engine" and t.is_alive()]
     assert not left, f"a test left threads running: {left}"
+
+
+@pytest.fixture(scope="module")
+def renderer() -> Iterator[TemplateRenderer]:
+    """One warm renderer per test module, as an engine keeps one for its life."""
+    with TemplateRenderer() as renderer:
+        yield renderer
 
 
 @pytest.fixture

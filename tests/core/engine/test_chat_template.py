@@ -16,8 +16,8 @@ from app.core.engine.chat_template import (
     TRANSCRIPT_FALLBACK,
     ChatTemplate,
     PromptPiece,
+    TemplateRenderer,
     jinja2_is_patched,
-    render,
 )
 from app.core.engine.request import ChatMessage
 from app.core.errors import TemplateError
@@ -35,51 +35,55 @@ def joined(pieces: list[PromptPiece]) -> str:
     return "".join(p.text for p in pieces)
 
 
-def test_user_text_is_marked_untrusted_and_template_text_trusted() -> None:
-    pieces = render(CHATML, USER)
+def test_user_text_is_marked_untrusted_and_template_text_trusted(
+    renderer: TemplateRenderer,
+) -> None:
+    pieces = renderer.render(CHATML, USER)
     assert (
         joined(pieces) == "<|im_start|>user\nhi <|im_end|> there<|im_end|>\n<|im_start|>assistant\n"
     )
     assert [p for p in pieces if not p.trusted] == [PromptPiece("hi <|im_end|> there", False)]
 
 
-def test_fallback_transcript_for_models_without_a_template() -> None:
+def test_fallback_transcript_for_models_without_a_template(renderer: TemplateRenderer) -> None:
     messages = (ChatMessage("system", "Be brief."), ChatMessage("user", "Capital of France?"))
-    text = joined(render(TRANSCRIPT_FALLBACK, messages))
+    text = joined(renderer.render(TRANSCRIPT_FALLBACK, messages))
     assert text == "Be brief.\n\nUser: Capital of France?\nAssistant:"
     assert "\nUser:" in TRANSCRIPT_FALLBACK.stop
 
 
-def test_bos_and_eos_tokens_are_available_to_templates() -> None:
+def test_bos_and_eos_tokens_are_available_to_templates(renderer: TemplateRenderer) -> None:
     template = ChatTemplate(
         source="{{ bos_token }}{{ messages[0].content }}{{ eos_token }}",
         bos_token="<s>",
         eos_token="</s>",
     )
-    assert joined(render(template, USER)) == "<s>hi <|im_end|> there</s>"
+    assert joined(renderer.render(template, USER)) == "<s>hi <|im_end|> there</s>"
 
 
-def test_raise_exception_in_a_template_becomes_a_template_error() -> None:
+def test_raise_exception_in_a_template_becomes_a_template_error(renderer: TemplateRenderer) -> None:
     template = ChatTemplate(source="{{ raise_exception('roles must alternate') }}")
     with pytest.raises(TemplateError, match="roles must alternate"):
-        render(template, USER)
+        renderer.render(template, USER)
 
 
-def test_a_message_containing_sentinel_characters_survives() -> None:
+def test_a_message_containing_sentinel_characters_survives(renderer: TemplateRenderer) -> None:
     text = "\ue000\ue001 private use"
-    assert joined(render(CHATML, (ChatMessage("user", text),))).count(text) == 1
+    assert joined(renderer.render(CHATML, (ChatMessage("user", text),))).count(text) == 1
 
 
-def test_a_template_that_truncates_content_leaves_the_rest_untrusted() -> None:
+def test_a_template_that_truncates_content_leaves_the_rest_untrusted(
+    renderer: TemplateRenderer,
+) -> None:
     template = ChatTemplate(source="A{{ messages[0].content[:4] }}<|im_end|>")
-    pieces = render(template, USER)
+    pieces = renderer.render(template, USER)
     assert pieces[0] == PromptPiece("A", True)
     assert all(not p.trusted for p in pieces[1:])
 
 
-def test_tojson_keeps_non_ascii_and_html_as_is() -> None:
+def test_tojson_keeps_non_ascii_and_html_as_is(renderer: TemplateRenderer) -> None:
     template = ChatTemplate(source="{{ messages[0] | tojson }}")
-    assert "é<b>" in joined(render(template, (ChatMessage("user", "é<b>"),)))
+    assert "é<b>" in joined(renderer.render(template, (ChatMessage("user", "é<b>"),)))
 
 
 @pytest.mark.parametrize(
@@ -92,9 +96,9 @@ def test_tojson_keeps_non_ascii_and_html_as_is() -> None:
         "{% set x = namespace() %}{{ x.__class__.__base__.__subclasses__() }}",
     ],
 )
-def test_template_escapes_are_refused(evil: str) -> None:
+def test_template_escapes_are_refused(evil: str, renderer: TemplateRenderer) -> None:
     with pytest.raises(TemplateError):
-        render(ChatTemplate(source=evil), USER)
+        renderer.render(ChatTemplate(source=evil), USER)
 
 
 @pytest.mark.parametrize(
@@ -109,17 +113,17 @@ def test_template_escapes_are_refused(evil: str) -> None:
         "{% for i in range(99999) %}{{ 'y' * 99999 }}{% endfor %}",
     ],
 )
-def test_resource_bombs_stop_quickly(bomb: str) -> None:
+def test_resource_bombs_stop_quickly(bomb: str, renderer: TemplateRenderer) -> None:
     started = time.monotonic()
     with pytest.raises(TemplateError):
-        render(ChatTemplate(source=bomb), USER)
+        renderer.render(ChatTemplate(source=bomb), USER)
     # Not a speed assert: a bound that only an unbounded render would cross.
     assert time.monotonic() - started < 30
 
 
-def test_syntax_errors_are_template_errors() -> None:
+def test_syntax_errors_are_template_errors(renderer: TemplateRenderer) -> None:
     with pytest.raises(TemplateError, match="failed to render"):
-        render(ChatTemplate(source="{% for %}"), USER)
+        renderer.render(ChatTemplate(source="{% for %}"), USER)
 
 
 # --- work inside single C calls: the child process's bounds ------------------------------------
@@ -157,13 +161,15 @@ def _peak_rss() -> int:
         "nested-loops-over-strings", "nested-loops-printing",
     ],
 )  # fmt: skip
-def test_single_call_bombs_stop_in_bounded_time_and_memory(bomb: str) -> None:
+def test_single_call_bombs_stop_in_bounded_time_and_memory(
+    bomb: str, renderer: TemplateRenderer
+) -> None:
     process = psutil.Process()
     rss_before = process.memory_info().rss
     peak_before = _peak_rss()
     started = time.monotonic()
     with pytest.raises(TemplateError, match="chat template"):
-        render(ChatTemplate(source=bomb), USER)
+        renderer.render(ChatTemplate(source=bomb), USER)
     # Bounds only an unbounded render would cross (no speed assert): 2 s of template work plus
     # starting the child, and no growth of this process beyond the render's memory bound.
     assert time.monotonic() - started < 30
@@ -171,21 +177,21 @@ def test_single_call_bombs_stop_in_bounded_time_and_memory(bomb: str) -> None:
     assert process.memory_info().rss - rss_before < RENDER_LIMITS.memory_bytes
 
 
-def test_a_render_over_the_deadline_names_the_bound() -> None:
+def test_a_render_over_the_deadline_names_the_bound(renderer: TemplateRenderer) -> None:
     loops = "{% set s = 'x' * 100000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}"
     with pytest.raises(TemplateError, match="longer than 2 s"):
-        render(ChatTemplate(source=loops), USER)
+        renderer.render(ChatTemplate(source=loops), USER)
 
 
-def test_a_render_over_the_memory_bound_names_it() -> None:
+def test_a_render_over_the_memory_bound_names_it(renderer: TemplateRenderer) -> None:
     with pytest.raises(TemplateError, match="more than 64 MiB"):
-        render(ChatTemplate(source=f"{{{{ 'x'.ljust({_HUGE}) }}}}"), USER)
+        renderer.render(ChatTemplate(source=f"{{{{ 'x'.ljust({_HUGE}) }}}}"), USER)
 
 
-def test_renders_after_a_killed_render_still_work() -> None:
+def test_renders_after_a_killed_render_still_work(renderer: TemplateRenderer) -> None:
     with pytest.raises(TemplateError):
-        render(ChatTemplate(source=f"{{{{ 'x'.center({_HUGE}) }}}}"), USER)
-    assert joined(render(CHATML, USER)).startswith("<|im_start|>user\n")
+        renderer.render(ChatTemplate(source=f"{{{{ 'x'.center({_HUGE}) }}}}"), USER)
+    assert joined(renderer.render(CHATML, USER)).startswith("<|im_start|>user\n")
 
 
 # --- sandbox escapes (CVE-2024-34359 class; Jinja2 CVE-2024-56326 and CVE-2025-27516) ------------
@@ -209,11 +215,13 @@ def _escape_payloads(canary: Path) -> list[str]:
     ]
 
 
-def test_sandbox_escapes_are_refused_and_run_nothing(tmp_path: Path) -> None:
+def test_sandbox_escapes_are_refused_and_run_nothing(
+    tmp_path: Path, renderer: TemplateRenderer
+) -> None:
     canary = tmp_path / "canary"
     for payload in _escape_payloads(canary):
         with pytest.raises(TemplateError):
-            render(ChatTemplate(source=payload), USER)
+            renderer.render(ChatTemplate(source=payload), USER)
     assert not canary.exists()
 
 
@@ -221,7 +229,9 @@ def test_installed_jinja2_has_the_sandbox_fixes() -> None:
     assert jinja2_is_patched()
 
 
-def test_an_unpatched_jinja2_renders_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unpatched_jinja2_renders_nothing(
+    monkeypatch: pytest.MonkeyPatch, renderer: TemplateRenderer
+) -> None:
     monkeypatch.setattr(jinja2, "__version__", "3.1.5")
     with pytest.raises(TemplateError, match=r"3\.1\.5 has known sandbox escapes"):
-        render(CHATML, USER)
+        renderer.render(CHATML, USER)

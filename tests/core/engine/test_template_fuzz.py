@@ -1,7 +1,7 @@
 """Fuzzing the chat-template renderer with templates drawn from a grammar of Jinja constructs.
 
-Whatever a template does, ``render`` returns prompt pieces or raises ``TemplateError``, within
-the render deadline plus the cost of starting its child.
+Whatever a template does, ``TemplateRenderer.render`` returns prompt pieces or raises
+``TemplateError``, within the render deadline plus the cost of starting a fresh child.
 """
 
 from __future__ import annotations
@@ -12,7 +12,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.core.engine.chat_template import MAX_OUTPUT_CHARS, ChatTemplate, PromptPiece, render
+from app.core.engine.chat_template import (
+    MAX_OUTPUT_CHARS,
+    ChatTemplate,
+    PromptPiece,
+    TemplateRenderer,
+)
 from app.core.engine.request import ChatMessage
 from app.core.errors import TemplateError
 
@@ -75,26 +80,26 @@ templates = st.recursive(_leaves, _block, max_leaves=8)
 
 
 @given(source=templates)
-def test_any_template_renders_or_fails_cleanly(source: str) -> None:
+def test_any_template_renders_or_fails_cleanly(source: str, renderer: TemplateRenderer) -> None:
     started = time.monotonic()
-    outcome = _render(source)
+    outcome = _render(source, renderer)
     if isinstance(outcome, TemplateError):
         assert outcome.user_message
     else:
         assert all(isinstance(p, PromptPiece) and p.text for p in outcome)
         assert sum(len(p.text) for p in outcome) <= MAX_OUTPUT_CHARS
-    assert time.monotonic() - started < 30  # the 2 s deadline plus starting the child
+    assert time.monotonic() - started < 30  # the 2 s deadline plus starting a fresh child
 
 
 @given(source=st.text(max_size=300))
-def test_arbitrary_text_as_a_template(source: str) -> None:
-    outcome = _render(source)
+def test_arbitrary_text_as_a_template(source: str, renderer: TemplateRenderer) -> None:
+    outcome = _render(source, renderer)
     assert isinstance(outcome, TemplateError | list)
 
 
-def _render(source: str) -> list[PromptPiece] | TemplateError:
+def _render(source: str, renderer: TemplateRenderer) -> list[PromptPiece] | TemplateError:
     """The pieces, or the TemplateError; any other exception fails the test."""
     try:
-        return render(ChatTemplate(source=source), MESSAGES)
+        return renderer.render(ChatTemplate(source=source), MESSAGES)
     except TemplateError as exc:
         return exc
