@@ -192,9 +192,12 @@ class _Child:
         self._stopped = False
         context = _context()
         self._conn, child_end = context.Pipe()
+        # The child's resident size when its current render began (0: not yet), written into
+        # shared memory rather than sent, so the parent is not woken in the middle of a render.
+        self._render_base = context.RawValue("q", 0)
         self._process = context.Process(
             target=_child_main,
-            args=(child_end, limits, renders_per_child, target),
+            args=(child_end, self._render_base, limits, renders_per_child, target),
             name="chat-template",
             daemon=True,
         )
@@ -223,12 +226,12 @@ class _Child:
     def ask(self, request_id: int, args: tuple[Any, ...]) -> _Answer:
         """Send one render and wait for its answer; raises ``TemplateError`` (the child is then
         unusable) or ``_ChildGone``."""
+        self._render_base.value = 0
         try:
             self._conn.send((request_id, args))
         except OSError as exc:
             raise _ChildGone from exc
         deadline = time.monotonic() + self._limits.deadline_s
-        rss_cap: int | None = None  # known once the child has received the request
         try:
             while True:
                 remaining = deadline - time.monotonic()
@@ -238,16 +241,13 @@ class _Child:
                         f"{self._limits.deadline_s:g} s to render"
                     )
                 if not self._conn.poll(min(_WATCH_INTERVAL_S, remaining)):
-                    if rss_cap is not None and _rss(self._watched) > rss_cap:
+                    base = self._render_base.value
+                    if base and _rss(self._watched) > base + self._limits.memory_bytes:
                         raise _too_big(self._limits)
                     continue
                 answer_id, kind, payload, worn = self._conn.recv()
-                if answer_id != request_id:
-                    continue  # not this request's: never hand it to anyone
-                if kind == "started":
-                    rss_cap = int(payload) + self._limits.memory_bytes
-                    continue
-                return _Answer(kind, payload, worn)
+                if answer_id == request_id:  # never hand anyone another request's answer
+                    return _Answer(kind, payload, worn)
         except (EOFError, OSError) as exc:
             # The child died without answering: killed by the OS (CPU limit, out of memory) or
             # from outside.
@@ -303,7 +303,11 @@ def _rss(process: psutil.Process | None) -> int:
 
 
 def _child_main(
-    conn: Connection, limits: RenderLimits, renders_per_child: int, target: Callable[..., str]
+    conn: Connection,
+    render_base: Any,
+    limits: RenderLimits,
+    renders_per_child: int,
+    target: Callable[..., str],
 ) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the parent decides when this ends.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -315,8 +319,9 @@ def _child_main(
             request_id, args = conn.recv()
         except EOFError:
             return  # the parent closed the pipe, or died
-        _cap(limits, int(me.memory_info().vms))
-        conn.send((request_id, "started", int(me.memory_info().rss), False))
+        before = me.memory_info()
+        _cap(limits, int(before.vms))
+        render_base.value = int(before.rss)
         kind, payload = _render(target, args)
         _uncap()
         now = me.memory_info()
