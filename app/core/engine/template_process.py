@@ -152,9 +152,8 @@ class RenderPool:
                     self._busy.add(child)
                     return child
                 child.stop()  # killed from outside while idle
-        child = _Child(
-            self._target, self._limits, self._renders_per_child
-        )  # starts outside the lock: others keep going
+        # Started outside the lock: other threads keep taking and giving back meanwhile.
+        child = _Child(self._target, self._limits, self._renders_per_child)
         with self._lock:
             closed = self._closed
             if not closed:
