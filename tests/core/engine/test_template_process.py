@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -88,6 +91,13 @@ def hoard(mib: int) -> str:
     """Keeps ``mib`` MiB alive after answering, as a leaky render would."""
     _HOARD.append(bytearray(mib * 2**20))
     return str(os.getpid())
+
+
+def spin(started: str) -> str:
+    """Burns CPU for ever, after writing its pid to the file ``started``."""
+    Path(started).write_text(str(os.getpid()))
+    while True:
+        pass
 
 
 def nap(seconds: float, started: str = "") -> str:
@@ -279,3 +289,52 @@ def test_the_child_bounds_a_render_not_what_earlier_renders_left() -> None:
     with RenderPool(hoard, limits, size=1, renders_per_child=10) as pool:
         first = pool.run(20)
         assert pool.run(50) == first
+
+
+_ORPHANING_PARENT = """
+import sys, threading
+from app.core.engine.chat_template import RENDER_LIMITS
+from app.core.engine.template_process import RenderPool
+from tests.core.engine.test_template_process import child_pid, spin
+
+pool = RenderPool(child_pid, RENDER_LIMITS)
+print(pool.run(), flush=True)  # a child that is idle when this process dies
+spinning = RenderPool(spin, RENDER_LIMITS)
+threading.Thread(target=spinning.run, args=(sys.argv[1],), daemon=True).start()
+threading.Event().wait()
+"""
+
+
+def test_children_end_when_their_parent_dies_idle_or_mid_render(tmp_path: Path) -> None:
+    started = tmp_path / "started"
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _ORPHANING_PARENT, str(started)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])},
+    )
+    try:
+        assert parent.stdout is not None
+        idle = psutil.Process(int(parent.stdout.readline()))
+        assert wait_for(lambda: started.exists() and started.read_text() != "", 30)
+        rendering = psutil.Process(int(started.read_text()))
+    finally:
+        parent.kill()
+        parent.wait(30)
+
+    def gone(child: psutil.Process) -> bool:
+        try:
+            return child.status() == psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return True
+
+    try:
+        # Killed before its 2 s deadline, the parent never stopped the render: the idle child
+        # sees its pipe close, the rendering one meets its CPU limit (the render's deadline plus
+        # a margin, in CPU seconds). The bounds are hang guards for a loaded machine.
+        assert wait_for(lambda: gone(idle), 30)
+        assert wait_for(lambda: gone(rendering), 120)
+    finally:
+        for child in (idle, rendering):
+            with contextlib.suppress(psutil.Error):
+                child.kill()  # psutil refuses if the pid now belongs to another process
