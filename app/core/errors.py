@@ -142,3 +142,15 @@ class UnsupportedRequest(AppError):
 
 class SecretsUnavailable(AppError):
     """No OS keyring can hold a secret on this machine."""
+
+
+class GrammarRefused(UnsupportedRequest):
+    """A JSON schema, regex or grammar too large, too deep or invalid to become an output grammar.
+
+    ``field`` is the dotted path of the offending keyword inside the schema ("" for the whole),
+    so each dialect can name it from the request's own root."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}" if field else problem)
+        self.field = field
+        self.problem = problem

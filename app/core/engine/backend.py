@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from app.core.engine.grammar_limits import check_grammar, check_schema
 from app.core.engine.request import Sampling
 from app.core.errors import ContextOverflow, ModelLoadError, UnsupportedRequest
 from app.core.load_options import KvCacheType, LoadOptions
@@ -35,26 +36,6 @@ _PIECE_BUFFER = 256
 EMBEDDING_CTX_MAX = 8192
 
 
-def _check_patterns(node: object, depth: int = 0) -> None:
-    """The converter turns a broken regex into a grammar that means something else: refuse it."""
-    if depth > 64:
-        raise UnsupportedRequest("the JSON schema nests too deeply")
-    if isinstance(node, dict):
-        pattern = node.get("pattern")
-        if pattern is not None:
-            try:
-                re.compile(str(pattern))
-            except re.error as exc:
-                raise UnsupportedRequest(
-                    f"the pattern {pattern!r} is not a valid regex: {exc}"
-                ) from exc
-        for value in node.values():
-            _check_patterns(value, depth + 1)
-    elif isinstance(node, list):
-        for value in node:
-            _check_patterns(value, depth + 1)
-
-
 def grammar_from_json_schema(schema: object) -> str:
     """GBNF text that only admits JSON documents matching ``schema``.
 
@@ -66,13 +47,15 @@ def grammar_from_json_schema(schema: object) -> str:
 
     if not isinstance(schema, dict):
         raise UnsupportedRequest("a JSON schema must be an object")
-    _check_patterns(schema)
+    check_schema(schema)
     try:
-        return str(json_schema_to_gbnf(json.dumps(schema)))
+        gbnf = str(json_schema_to_gbnf(json.dumps(schema)))
     except RecursionError as exc:
         raise UnsupportedRequest("the JSON schema nests too deeply") from exc
     except Exception as exc:
         raise UnsupportedRequest(f"this JSON schema is not supported: {exc}") from exc
+    check_grammar(gbnf)
+    return gbnf
 
 
 @dataclass(frozen=True)
@@ -352,6 +335,7 @@ class LlamaBackend:
     def _checked_grammar(self, text: str) -> llama_cpp.LlamaGrammar:
         """Parse a GBNF grammar now: llama-cpp-python would add a NULL sampler (and crash)."""
         low = self._llama_cpp
+        check_grammar(text)  # llama.cpp's parser recurses per nested group
         sampler = low.llama_sampler_init_grammar(self._vocab, text.encode("utf-8"), b"root")
         if not sampler:
             raise UnsupportedRequest("the output grammar could not be parsed")

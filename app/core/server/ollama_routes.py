@@ -48,7 +48,7 @@ from app.core.server.ollama_schemas import (
 from app.core.server.openai_routes import engine_of, finish_reason, note_usage, same_model
 from app.core.server.reasoning import Answer, Reasoning
 from app.core.server.reply import ReplyAssembler, ReplyEvent
-from app.core.server.response_format import ollama_format_grammar
+from app.core.server.response_format import off_the_loop, ollama_format_grammar
 from app.core.server.tool_calls import ToolCall
 
 NDJSON = "application/x-ndjson"
@@ -225,16 +225,20 @@ async def chat(body: OllamaChatBody, request: Request) -> JSONResponse | Streami
         messages = tuple(m.to_message() for m in body.messages)
     except ValueError as exc:
         raise ApiError(400, str(exc)) from exc
-    job: ChatJob = chat_job(
-        info,
-        messages,
-        tools=body.tools,
-        tool_choice=None,
-        format_grammar=ollama_format_grammar(body.format),
-        max_tokens=body.options.max_tokens(),
-        stop=body.options.stops(),
-        sampling=body.options.sampling(),
-        client=client_name(request),
+    client = client_name(request)
+    # Schemas become grammars on a worker thread: a large one must not stall the event loop.
+    job: ChatJob = await off_the_loop(
+        lambda: chat_job(
+            info,
+            messages,
+            tools=body.tools,
+            tool_choice=None,
+            format_grammar=ollama_format_grammar(body.format),
+            max_tokens=body.options.max_tokens(),
+            stop=body.options.stops(),
+            sampling=body.options.sampling(),
+            client=client,
+        )
     )
     return await _respond(
         request, info, job.request, job.assembler(), body.stream, _chat_payload, _chat_final
@@ -269,7 +273,7 @@ async def generate(body: OllamaGenerateBody, request: Request) -> JSONResponse |
     if not body.prompt and body.suffix is None:
         return JSONResponse(_loaded_reply(info, "response"))
     options = body.options
-    grammar = ollama_format_grammar(body.format)
+    grammar = await off_the_loop(lambda: ollama_format_grammar(body.format))
     common: dict[str, Any] = {
         "max_tokens": options.max_tokens(),
         "stop": options.stops(),

@@ -30,7 +30,7 @@ from app.core.server.generation_stream import (
 )
 from app.core.server.reasoning import Answer, Reasoning
 from app.core.server.reply import Reply, ReplyEvent
-from app.core.server.response_format import openai_format_grammar
+from app.core.server.response_format import off_the_loop, openai_format_grammar
 from app.core.server.schemas import ChatCompletionBody, CompletionBody, EmbeddingBody
 from app.core.server.tool_calls import ToolCall
 
@@ -171,16 +171,20 @@ async def chat_completions(
         messages = tuple(m.to_message() for m in body.messages)
     except ValueError as exc:
         raise ApiError(400, str(exc), param="messages") from exc
-    job = chat_job(
-        info,
-        messages,
-        tools=body.tools,
-        tool_choice=body.tool_choice,
-        format_grammar=openai_format_grammar(body.response_format),
-        max_tokens=body.token_limit(),
-        stop=body.stops(),
-        sampling=body.sampling(),
-        client=client_name(request),
+    client = client_name(request)
+    # Schemas become grammars on a worker thread: a large one must not stall the event loop.
+    job = await off_the_loop(
+        lambda: chat_job(
+            info,
+            messages,
+            tools=body.tools,
+            tool_choice=body.tool_choice,
+            format_grammar=openai_format_grammar(body.response_format),
+            max_tokens=body.token_limit(),
+            stop=body.stops(),
+            sampling=body.sampling(),
+            client=client,
+        )
     )
     assembler = job.assembler()
     ident = f"chatcmpl-{uuid.uuid4().hex}"

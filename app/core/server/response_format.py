@@ -2,18 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from app.core.engine.backend import grammar_from_json_schema
-from app.core.errors import UnsupportedRequest
+from app.core.errors import GrammarRefused, UnsupportedRequest
 from app.core.server.errors import ApiError
 
 _ANY_OBJECT: dict[str, Any] = {"type": "object"}
+# Converting a schema the grammar limits admit takes milliseconds; this only backstops a
+# converter that is slow in a way the limits did not foresee.
+CONVERSION_DEADLINE_S = 10.0
+
+T = TypeVar("T")
 
 
-def _grammar(schema: Any, param: str) -> str:
+async def off_the_loop(work: Callable[[], T]) -> T:
+    """Run schema-to-grammar conversion (CPU work in Python) on a worker thread, so the event
+    loop keeps answering /health and other requests while it runs."""
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(work), CONVERSION_DEADLINE_S)
+    except TimeoutError as exc:
+        raise ApiError(
+            400,
+            f"the output format took over {CONVERSION_DEADLINE_S:.0f} s to convert; simplify it",
+            code="unsupported_schema",
+        ) from exc
+
+
+def refusal(exc: GrammarRefused, param: str) -> ApiError:
+    """The 400 for a refused schema, naming the field from the request's root (``param`` is
+    where the schema sits in the request)."""
+    field = f"{param}.{exc.field}" if exc.field else param
+    return ApiError(400, f"{field}: {exc.problem}", code="unsupported_schema", param=field)
+
+
+def schema_grammar(schema: Any, param: str) -> str:
+    """The grammar for ``schema``, or a 400 naming the offending field under ``param``."""
     try:
         return grammar_from_json_schema(schema)
+    except GrammarRefused as exc:
+        raise refusal(exc, param) from exc
     except UnsupportedRequest as exc:
         raise ApiError(400, exc.user_message, code="unsupported_schema", param=param) from exc
 
@@ -28,7 +58,7 @@ def openai_format_grammar(response_format: Any) -> str | None:
         return None
     if kind == "json_object":
         # llama-cpp-python's own server took a schema here; honour it when one is given.
-        return _grammar(response_format.get("schema", _ANY_OBJECT), "response_format")
+        return schema_grammar(response_format.get("schema", _ANY_OBJECT), "response_format.schema")
     if kind == "json_schema":
         spec = response_format.get("json_schema")
         schema = spec.get("schema") if isinstance(spec, dict) else None
@@ -36,7 +66,7 @@ def openai_format_grammar(response_format: Any) -> str | None:
             raise ApiError(
                 400, "response_format.json_schema.schema is required", param="response_format"
             )
-        return _grammar(schema, "response_format.json_schema.schema")
+        return schema_grammar(schema, "response_format.json_schema.schema")
     raise ApiError(400, f"response_format type {kind!r} is not supported", param="response_format")
 
 
@@ -44,7 +74,7 @@ def ollama_format_grammar(fmt: Any) -> str | None:
     if fmt in (None, ""):
         return None
     if fmt == "json":
-        return _grammar(_ANY_OBJECT, "format")
+        return schema_grammar(_ANY_OBJECT, "format")
     if isinstance(fmt, dict):
-        return _grammar(fmt, "format")
+        return schema_grammar(fmt, "format")
     raise ApiError(400, 'format must be "json" or a JSON schema', param="format")

@@ -18,8 +18,9 @@ from typing import Any
 
 from app.core.engine.backend import grammar_from_json_schema
 from app.core.engine.request import ChatMessage
-from app.core.errors import UnsupportedRequest
+from app.core.errors import GrammarRefused, UnsupportedRequest
 from app.core.server.errors import ApiError
+from app.core.server.response_format import refusal
 
 _ANY_OBJECT: dict[str, Any] = {"type": "object"}
 
@@ -89,7 +90,11 @@ def plan_tools(
             400, f"tool_choice names {forced!r}, which is not in tools", param="tool_choice"
         )
     required = forced is not None or tool_choice in ("required", "any")
-    allowed = [spec for spec in specs if forced is None or spec["function"]["name"] == forced]
+    allowed = {
+        i: spec
+        for i, spec in enumerate(specs)
+        if forced is None or spec["function"]["name"] == forced
+    }
     return ToolPlan(
         template_tools=specs if model_supports_tools else (),
         instructions=None if model_supports_tools else _instructions(specs),
@@ -109,18 +114,22 @@ def _instructions(specs: Sequence[dict[str, Any]]) -> str:
     )
 
 
-def call_grammar(specs: Sequence[dict[str, Any]]) -> str:
-    """A grammar for one JSON call ``{"name": ..., "arguments": {...}}`` to one of ``specs``.
+def call_grammar(specs: dict[int, dict[str, Any]]) -> str:
+    """A grammar for one JSON call ``{"name": ..., "arguments": {...}}`` to one of ``specs``
+    (keyed by their index in ``tools``).
 
     A parameter schema the grammar converter cannot express falls back to any JSON object for
-    that function: refusing an agent's request over its schema would stop the agent.
+    that function: refusing an agent's request over its schema would stop the agent. One over
+    the grammar limits (or with an invalid regex) is refused, naming the field.
     """
     options = []
-    for spec in specs:
+    for i, spec in specs.items():
         function = spec["function"]
         parameters = function["parameters"]
         try:
             grammar_from_json_schema(parameters)
+        except GrammarRefused as exc:
+            raise refusal(exc, f"tools.{i}.function.parameters") from exc
         except UnsupportedRequest:
             parameters = _ANY_OBJECT
         options.append(
@@ -132,4 +141,7 @@ def call_grammar(specs: Sequence[dict[str, Any]]) -> str:
             }
         )
     schema = options[0] if len(options) == 1 else {"oneOf": options}
-    return grammar_from_json_schema(schema)
+    try:
+        return grammar_from_json_schema(schema)
+    except UnsupportedRequest as exc:  # each tool fits the limits, all of them together do not
+        raise ApiError(400, exc.user_message, code="unsupported_schema", param="tools") from exc
