@@ -15,6 +15,7 @@ splits into template pieces (whose special-token text becomes control tokens) an
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -129,22 +130,53 @@ class _TemplateSandbox(ImmutableSandboxedEnvironment):
         return left * right
 
 
-class _Sentinels:
-    """Two private-use characters that appear in none of the messages."""
+class _UserText(str):
+    """A client's string between the sentinels. Its ``repr`` keeps the sentinels as characters
+    (Python escapes private-use characters in a repr), so a template that prints a whole dict
+    or list still marks the client's strings inside it."""
 
-    def __init__(self, texts: Sequence[str]) -> None:
-        used = set("".join(texts))
+    def __repr__(self) -> str:
+        return self[0] + str.__repr__(self[1:-1]) + self[-1]
+
+
+# Strings a template may compare with literals (types, roles, names, ids such as Mistral's
+# 9-character tool-call ids) and that cannot spell a control token, which every vocabulary
+# delimits with punctuation (<|im_start|>, <start_of_turn>, [INST]).
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_-]*")
+
+
+class _Sentinels:
+    """Two private-use characters that appear in nothing the client sent."""
+
+    def __init__(self, client_data: object) -> None:
+        used = set(json.dumps(client_data, ensure_ascii=False, default=str))
         free = (chr(c) for c in range(0xE000, 0xF8FF) if chr(c) not in used)
         self.open = next(free)
         self.close = next(free)
 
+    def wrap(self, text: str) -> str:
+        return _UserText(f"{self.open}{text}{self.close}") if text else ""
+
+    def mark(self, value: Any) -> Any:
+        """Client data (tools, tool calls, names) with its strings marked as user text.
+
+        Plain words stay bare, keys included, so templates still find ``function.name`` and
+        compare ``type == "function"``; any other string is wrapped, wherever it sits.
+        """
+        if isinstance(value, str):
+            return value if _PLAIN_WORD.fullmatch(value) else self.wrap(value)
+        if isinstance(value, dict):
+            return {self.mark(str(k)): self.mark(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.mark(v) for v in value]
+        return value
+
 
 def _message_dict(message: ChatMessage, sentinels: _Sentinels) -> dict[str, Any]:
-    wrapped = f"{sentinels.open}{message.content}{sentinels.close}" if message.content else ""
-    data: dict[str, Any] = {"role": message.role, "content": wrapped}
+    data: dict[str, Any] = {"role": message.role, "content": sentinels.wrap(message.content)}
     if message.name:
-        data["name"] = message.name
-    data.update(message.extra)
+        data["name"] = sentinels.mark(message.name)
+    data.update(sentinels.mark(message.extra))
     return data
 
 
@@ -191,13 +223,15 @@ class TemplateRenderer:
                 f"Jinja2 {jinja2.__version__} has known sandbox escapes; "
                 f"install Jinja2 {'.'.join(map(str, MIN_JINJA2))} or later to use chat templates"
             )
-        sentinels = _Sentinels([m.content for m in messages])
+        sentinels = _Sentinels(
+            [[m.content, m.name, m.extra] for m in messages] + [list(tools) if tools else []]
+        )
         variables = {
             "messages": [_message_dict(m, sentinels) for m in messages],
             "add_generation_prompt": add_generation_prompt,
             "bos_token": template.bos_token,
             "eos_token": template.eos_token,
-            "tools": list(tools) if tools else None,
+            "tools": sentinels.mark(list(tools)) if tools else None,
         }
         return _split(self._pool.run(template.source, variables), sentinels)
 
