@@ -228,6 +228,9 @@ class LlamaBackend:
     def n_params(self) -> int:
         return int(self._llm._model.n_params())
 
+    def n_vocab(self) -> int:
+        return int(self._llm.n_vocab())
+
     def special_tokens(self) -> SpecialTokens:
         low = self._llama_cpp
         vocab = self._vocab

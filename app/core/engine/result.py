@@ -27,6 +27,7 @@ class ModelInfo:
     supports_fim: bool = False  # the vocabulary has FIM prefix, suffix and middle tokens
     opens_thinking: bool = False  # the generation prompt ends inside "<think>"
     n_gpu_layers: int = 0
+    n_vocab: int = 0  # tokens in the vocabulary (bounds the token ids a client may name)
     metadata: dict[str, str] = field(default_factory=dict)  # the GGUF's scalar key/values
 
 

@@ -40,6 +40,7 @@ class ApiError(Exception):
         code: str | None = None,
         param: str | None = None,
         headers: dict[str, str] | None = None,
+        details: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -48,14 +49,14 @@ class ApiError(Exception):
         self.code = code
         self.param = param
         self.headers = headers or {}
+        self.details = details or {}  # extra fields of the OpenAI error object
 
     def response(self, path: str = "") -> JSONResponse:
         """The answer for a request to ``path`` (its dialect decides the body's shape)."""
-        content: dict[str, Any] = (
-            {"error": self.message}
-            if is_ollama_path(path)
-            else error_body(self.message, self.type, self.param, self.code)
-        )
+        content: dict[str, Any] = {"error": self.message}
+        if not is_ollama_path(path):
+            content = error_body(self.message, self.type, self.param, self.code)
+            content["error"].update(self.details)
         return JSONResponse(status_code=self.status, content=content, headers=self.headers)
 
 
@@ -66,7 +67,14 @@ def error_body(message: str, type_: str, param: str | None, code: str | None) ->
 def api_error_for(exc: AppError) -> ApiError:
     """Map a core error to its HTTP answer."""
     if isinstance(exc, ContextOverflow):
-        return ApiError(400, exc.user_message, code="context_length_exceeded", param="messages")
+        # The counts as llama.cpp's server reports them, so clients can trim and retry.
+        return ApiError(
+            400,
+            exc.user_message,
+            code="context_length_exceeded",
+            param="messages",
+            details={"n_prompt_tokens": exc.prompt_tokens, "n_ctx": exc.n_ctx},
+        )
     if isinstance(exc, EngineBusy):
         return ApiError(
             503,

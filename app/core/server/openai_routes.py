@@ -60,6 +60,17 @@ def loaded_model(engine: Engine, requested: str | None) -> ModelInfo:
     return info
 
 
+def check_token_ids(body: ChatCompletionBody | CompletionBody, info: ModelInfo) -> None:
+    unknown = body.unknown_token_ids(info.n_vocab)
+    if unknown:
+        raise ApiError(
+            400,
+            f"logit_bias names token {unknown[0]}, but this model's vocabulary has "
+            f"{info.n_vocab} tokens (ids 0 to {info.n_vocab - 1})",
+            param="logit_bias",
+        )
+
+
 def same_model(requested: str, info: ModelInfo) -> bool:
     wanted = requested.strip().lower().removesuffix(":latest")
     return wanted in {info.model_id.lower(), info.path.name.lower(), info.path.stem.lower()}
@@ -86,6 +97,7 @@ def _model_entry(info: ModelInfo) -> dict[str, Any]:
             "n_params": info.n_params,
             "size": info.size_bytes,
             "architecture": info.architecture,
+            "n_vocab": info.n_vocab,
         },
     }
 
@@ -166,6 +178,7 @@ async def chat_completions(
 ) -> JSONResponse | StreamingResponse:
     engine = engine_of(request)
     info = loaded_model(engine, body.model)
+    check_token_ids(body, info)
     note_usage(request, info.model_id, None)
     try:
         messages = tuple(m.to_message() for m in body.messages)
@@ -263,6 +276,7 @@ async def chat_completions(
 async def completions(body: CompletionBody, request: Request) -> JSONResponse | StreamingResponse:
     engine = engine_of(request)
     info = loaded_model(engine, body.model)
+    check_token_ids(body, info)
     note_usage(request, info.model_id, None)
     prompt = body.prompt_text()
     generation = GenerationRequest(

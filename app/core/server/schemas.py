@@ -44,7 +44,10 @@ class ChatMessageIn(_Lenient):
         for part in self.content:
             kind = part.get("type")
             if kind in ("text", "input_text"):
-                texts.append(str(part.get("text", "")))
+                text = part.get("text", "")
+                if not isinstance(text, str):
+                    raise ValueError("a text content part's text must be a string")
+                texts.append(text)
             else:
                 raise ValueError(f"content parts of type {kind!r} are not supported by this model")
         return "".join(texts)
@@ -111,8 +114,32 @@ class _GenerationBody(SamplingFields):
     max_tokens: int | None = Field(default=None, ge=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: int = Field(default=1, ge=1, le=1)
+    n: int = 1
     user: str | None = None
+    # Token id (as a string, as OpenAI sends it) -> bias. Checked, not applied yet: the engine's
+    # sampler has no per-request biases.
+    logit_bias: dict[str, float] | None = None
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError("only n=1 is supported; send one request per choice")
+        return value
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _biases(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        for token, bias in (value or {}).items():
+            if not token.isascii() or not token.isdigit():
+                raise ValueError(f"{token!r} is not a token id")
+            if not -100 <= bias <= 100:
+                raise ValueError("each bias must be between -100 and 100")
+        return value
+
+    def unknown_token_ids(self, n_vocab: int) -> list[int]:
+        """logit_bias ids the model's vocabulary does not have."""
+        return sorted(int(t) for t in self.logit_bias or {} if int(t) >= n_vocab)
 
     @property
     def include_usage(self) -> bool:
@@ -125,6 +152,8 @@ class ChatCompletionBody(_GenerationBody):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)  # OpenAI's own bounds
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -134,6 +163,7 @@ class CompletionBody(_GenerationBody):
     prompt: str | list[str]
     suffix: str | None = None
     echo: bool = False
+    logprobs: int | None = Field(default=None, ge=0, le=5)  # OpenAI's own bounds
 
     @field_validator("prompt")
     @classmethod
