@@ -99,13 +99,36 @@ def test_wrong_chat_shapes_are_400s_in_both_dialects(
     assert served[1].results == []
 
 
-def test_deeply_nested_tool_parameters_are_never_a_500(url: str) -> None:
-    deep = '{"type":"object","properties":{"a":' * 300 + "{}" + "}}" * 300
-    tool = {"type": "function", "function": {"name": "f", "parameters": json.loads(deep)}}
-    body = {"messages": ASK, "tools": [tool], "tool_choice": "required", "max_tokens": 2}
-    response = _post(url, "/v1/chat/completions", body)
-    assert response.status_code == 400
-    assert "deep" in response.json()["error"]["message"]
+def _deep_schema(levels: int) -> str:
+    return '{"type":"object","properties":{"a":' * levels + "{}" + "}}" * levels
+
+
+def _chat_with(route: str, messages: str, extra: str = "") -> bytes:
+    head = '{"max_tokens":2,"stream":false,"model":"","messages":[{"role":"user","content":"Hi"}'
+    return f"{head}{messages}]{extra}}}".encode()
+
+
+@pytest.mark.parametrize("levels", [60, 2000])
+@pytest.mark.parametrize("route", ["/v1/chat/completions", "/api/chat"])
+def test_deeply_nested_tools_and_tool_calls_are_400s_never_500s(
+    url: str, route: str, levels: int
+) -> None:
+    deep = _deep_schema(levels)
+    tools = f',"tools":[{{"type":"function","function":{{"name":"f","parameters":{deep}}}}}]'
+    call = '{"id":"c1","type":"function","function":{"name":"f","arguments":%s}}'
+    assistant = ',{"role":"assistant","content":"","tool_calls":[%s]}'
+    bodies = [
+        _chat_with(route, "", tools),
+        _chat_with(route, "", tools + ',"tool_choice":"required"'),
+        _chat_with(route, assistant % (call % deep)),
+    ]
+    for body in bodies:
+        response = _post(url, route, body)
+        assert response.status_code == 400, response.text
+    # Arguments as JSON text too deep to parse stay text: served, or too long, never a 500.
+    as_text = _post(url, route, _chat_with(route, assistant % (call % json.dumps(deep))))
+    assert as_text.status_code in (200, 400)
+    assert httpx.get(f"{url}/health", timeout=10).status_code == 200
 
 
 # -- 25: not JSON, from a foreign page --------------------------------------------------------

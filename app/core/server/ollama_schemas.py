@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.core.engine.request import ChatMessage
-from app.core.server.schemas import SamplingFields, template_tool_call
+from app.core.server.schemas import SamplingFields, nesting_checked, template_tool_call
 
 _ROLES = {"system", "user", "assistant", "tool"}
 
@@ -60,6 +60,11 @@ class _OllamaBody(_Lenient):
 class OllamaChatBody(_OllamaBody):
     messages: list[OllamaMessage] = Field(default_factory=list)
     tools: list[dict[str, Any]] | None = None
+
+    @field_validator("tools")
+    @classmethod
+    def _tools_nesting(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        return nesting_checked(value, "tools")
 
 
 class OllamaGenerateBody(_OllamaBody):

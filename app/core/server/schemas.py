@@ -9,6 +9,24 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.core.engine.request import ChatMessage, Sampling
 
+# Objects and arrays inside tools and tool calls: real ones nest a few levels, while the chat
+# template, the prompt builder and JSON encoding all recurse over them.
+MAX_NESTING = 100
+
+
+def nesting_checked(value: Any, what: str) -> Any:
+    """``value``, unless it nests objects and arrays more than ``MAX_NESTING`` deep."""
+    todo = [(value, 0)]
+    while todo:
+        node, depth = todo.pop()
+        if depth > MAX_NESTING:
+            raise ValueError(f"{what} nest more than {MAX_NESTING} levels deep")
+        if isinstance(node, dict):
+            todo.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            todo.extend((v, depth + 1) for v in node)
+    return value
+
 
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -62,10 +80,11 @@ def template_tool_call(call: dict[str, Any]) -> dict[str, Any]:
     if isinstance(arguments, str):
         try:
             parsed = json.loads(arguments) if arguments.strip() else {}
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             parsed = arguments
         function = {**function, "arguments": parsed}
-    return {**call, "type": call.get("type", "function"), "function": function}
+    call = {**call, "type": call.get("type", "function"), "function": function}
+    return nesting_checked(call, "tool calls")
 
 
 class SamplingFields(_Lenient):
@@ -152,6 +171,12 @@ class ChatCompletionBody(_GenerationBody):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
+
+    @field_validator("tools")
+    @classmethod
+    def _tools_nesting(cls, value: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        return nesting_checked(value, "tools")
+
     logprobs: bool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)  # OpenAI's own bounds
 
