@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,7 @@ from app.core.engine.backend import grammar_from_json_schema
 from app.core.engine.grammar_limits import (
     MAX_GRAMMAR_BYTES,
     MAX_GRAMMAR_DEPTH,
+    MAX_GROUP_REPETITION,
     MAX_PATTERN_DEPTH,
     MAX_REPETITION,
     MAX_SCHEMA_DEPTH,
@@ -49,6 +51,10 @@ def nested_items(levels: int) -> dict[str, Any]:
         ({"type": "string", "maxLength": -1}, "maxLength"),
         ({"type": "string", "pattern": "^a{1000000}$"}, "pattern"),
         ({"type": "string", "pattern": "^(a|b){2,5000}$"}, "pattern"),
+        ({"type": "string", "pattern": "^(a?){0,65}$"}, "pattern"),
+        ({"type": "string", "pattern": "^((a?){0,16}){0,16}$"}, "pattern"),
+        ({"type": "string", "pattern": "^((a?){0,64})*$"}, "pattern"),
+        ({"type": "string", "pattern": "^(((a)+)+)+$"}, "pattern"),
         ({"type": "string", "pattern": "^(a$"}, "pattern"),
         ({"type": "string", "pattern": 7}, "pattern"),
         (
@@ -152,36 +158,49 @@ def test_the_largest_admitted_schemas_convert_or_are_refused_quickly(schema: obj
     assert time.monotonic() - started < 30  # a hang guard: these take well under a second
 
 
+# Parses a grammar on a thread with a small stack, then feeds it a document token by token (what
+# sampling does: each accepted token advances the grammar's stacks, recursively too).
 STACK_PROBE = textwrap.dedent(
     """
-    import resource, sys, threading
+    import json, resource, sys, threading
     import llama_cpp
 
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    model_path, depth = sys.argv[1], int(sys.argv[2])
+    model_path = sys.argv[1]
+    grammar, document = json.load(sys.stdin)
     params = llama_cpp.llama_model_default_params()
     params.vocab_only = True
     model = llama_cpp.llama_model_load_from_file(model_path.encode(), params)
     vocab = llama_cpp.llama_model_get_vocab(model)
-    grammar = "root ::= " + "(" * depth + '"a"' + ")" * depth
-    parsed = []
+    # One token per character (the tokenizer would add SentencePiece's leading space).
+    ids = {}
+    for token in range(llama_cpp.llama_vocab_n_tokens(vocab)):
+        ids.setdefault(llama_cpp.llama_vocab_get_text(vocab, token).decode(), token)
+    tokens = [ids[c] for c in document]
+    done = []
 
-    def parse():
+    def walk():
         sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
-        parsed.append(bool(sampler))
+        if sampler:
+            for token in tokens:
+                llama_cpp.llama_sampler_accept(sampler, token)
+        done.append("walked" if sampler else "refused")
 
     threading.stack_size(512 * 1024)
-    thread = threading.Thread(target=parse)
+    thread = threading.Thread(target=walk)
     thread.start()
     thread.join()
-    print("parsed" if parsed == [True] else "refused")
+    print(*done)
     """
 )
 
 
-def _parse_on_a_small_stack(model: Path, depth: int) -> subprocess.CompletedProcess[str]:
+def _walk_on_a_small_stack(
+    model: Path, grammar: str, document: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", STACK_PROBE, str(model), str(depth)],
+        [sys.executable, "-c", STACK_PROBE, str(model)],
+        input=json.dumps([grammar, document]),
         capture_output=True,
         text=True,
         timeout=120,
@@ -189,15 +208,69 @@ def _parse_on_a_small_stack(model: Path, depth: int) -> subprocess.CompletedProc
     )
 
 
-def test_the_deepest_admitted_grammar_parses_on_a_512_kib_thread_stack(tiny_model: Path) -> None:
-    deepest = "root ::= " + "(" * MAX_GRAMMAR_DEPTH + '"a"' + ")" * MAX_GRAMMAR_DEPTH
-    check_grammar(deepest)
-    admitted = _parse_on_a_small_stack(tiny_model, MAX_GRAMMAR_DEPTH)
+def _deepest(depth: int) -> str:
+    return "root ::= " + "(" * depth + '"a"' + ")" * depth
+
+
+BOUNDED_STRING = '"' + "a" * MAX_REPETITION + '"'
+
+
+@pytest.mark.parametrize(
+    ("grammar", "document"),
+    [
+        (_deepest(MAX_GRAMMAR_DEPTH), "a"),
+        (grammar_from_json_schema({"type": "string", "maxLength": MAX_REPETITION}), BOUNDED_STRING),
+        (
+            grammar_from_json_schema(
+                {"type": "string", "pattern": f"^(a?){{0,{MAX_GROUP_REPETITION}}}$"}
+            ),
+            '"' + "a" * MAX_GROUP_REPETITION + '"',
+        ),
+        (
+            grammar_from_json_schema({"type": "string", "pattern": "^((a?){0,8}){0,8}$"}),
+            '"' + "a" * 64 + '"',
+        ),
+        (
+            grammar_from_json_schema(
+                {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": "^(a?)$"},
+                    "maxItems": MAX_REPETITION,
+                }
+            ),
+            "[" + ",".join(['"a"'] * MAX_REPETITION) + "]",
+        ),
+    ],
+    ids=["deepest-groups", "max-length", "repeated-group", "nested-repeated-groups", "max-items"],
+)
+def test_the_deepest_admitted_grammars_parse_and_sample_on_a_512_kib_thread_stack(
+    tiny_model: Path, grammar: str, document: str
+) -> None:
+    check_grammar(grammar)
+    admitted = _walk_on_a_small_stack(tiny_model, grammar, document)
     assert admitted.returncode == 0, admitted.stderr[-2000:]
-    assert admitted.stdout.strip() == "parsed"
+    assert admitted.stdout.strip() == "walked"
+
+
+def test_an_unbounded_grammar_would_crash_that_thread(tiny_model: Path) -> None:
     # The danger is real: what the issue's schema produced kills the process on the same stack.
-    unbounded = _parse_on_a_small_stack(tiny_model, 200_000)
+    unbounded = _walk_on_a_small_stack(tiny_model, _deepest(200_000), "a")
     assert unbounded.returncode != 0
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"^[a-z0-9-]{1,63}$",
+        r"^([a-z0-9-]+\.)+[a-z]{2,}$",
+        r"^(\d{1,3}\.){3}\d{1,3}$",
+        r"^\+?[0-9 ()-]{7,20}$",
+        r"^[A-Z]{2}[0-9]{2}( ?[A-Z0-9]{4}){2,7}( ?[A-Z0-9]{1,3})?$",
+        r"^(\(a\)|[(]){0,64}$",
+    ],
+)
+def test_real_world_patterns_are_admitted(pattern: str) -> None:
+    check_schema({"type": "string", "pattern": pattern})
 
 
 def test_pattern_depth_limit_leaves_room_for_real_regexes() -> None:
