@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from app.core.engine.backend import grammar_from_json_schema
+from app.core.engine.engine import Engine
 from app.core.engine.grammar_limits import (
     MAX_GRAMMAR_BYTES,
     MAX_GRAMMAR_DEPTH,
@@ -25,6 +26,7 @@ from app.core.engine.grammar_limits import (
     check_grammar,
     check_schema,
 )
+from app.core.engine.request import ChatMessage, GenerationRequest
 from app.core.errors import GrammarRefused, UnsupportedRequest
 
 
@@ -276,3 +278,15 @@ def test_real_world_patterns_are_admitted(pattern: str) -> None:
 def test_pattern_depth_limit_leaves_room_for_real_regexes() -> None:
     regex = "^" + "(a" * MAX_PATTERN_DEPTH + ")" * MAX_PATTERN_DEPTH + "$"
     check_schema({"type": "string", "pattern": regex})
+
+
+def test_the_engine_measures_any_grammar_before_llama_cpp_parses_it(tiny_engine: Engine) -> None:
+    ask = (ChatMessage(role="user", content="Hi"),)
+    for grammar in (_deepest(200_000), 'root ::= "a"{0,100000}'):
+        with pytest.raises(GrammarRefused):
+            tiny_engine.generate(GenerationRequest(messages=ask, grammar=grammar)).result()
+    # the engine lives on and still honours a grammar that fits
+    result = tiny_engine.generate(
+        GenerationRequest(messages=ask, grammar=_deepest(MAX_GRAMMAR_DEPTH), max_tokens=4)
+    ).result()
+    assert result.text == "a"
