@@ -3,8 +3,10 @@ names the field and the limit, and the server keeps answering (issue 11, part 1)
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,9 @@ import httpx
 import pytest
 
 from app.core.engine.grammar_limits import MAX_REPETITION
+from app.core.server import response_format
+from app.core.server.errors import ApiError
+from app.core.server.response_format import off_the_loop
 from tests.server.conftest import WEATHER_TOOL, ServerFactory, base_url
 
 ASK = [{"role": "user", "content": "Answer in JSON."}]
@@ -252,3 +257,37 @@ def test_a_bounded_schema_still_constrains_the_reply_in_both_dialects(url: str, 
     ).json()
     assert ollama_reply["done_reason"] == "stop"
     assert _matches_bounded(ollama_reply["message"]["content"])
+
+
+def test_conversion_runs_on_a_worker_thread_while_the_loop_keeps_serving() -> None:
+    release = threading.Event()
+
+    async def main() -> str | bool:
+        # Were the work run on the event loop, it would wait out its 30 s holding the loop, and
+        # the loop could not release it: the result would be False.
+        work = asyncio.ensure_future(
+            off_the_loop(lambda: release.wait(30) and threading.current_thread().name)
+        )
+        await asyncio.sleep(0.05)
+        release.set()
+        return await work
+
+    worker = asyncio.run(main())
+    assert worker
+    assert worker != threading.main_thread().name
+
+
+def test_a_conversion_past_its_deadline_is_a_400(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(response_format, "CONVERSION_DEADLINE_S", 0.1)
+    release = threading.Event()
+
+    async def main() -> None:
+        try:
+            await off_the_loop(lambda: release.wait(30))
+        finally:
+            release.set()  # the worker thread cannot be stopped; let it finish
+
+    with pytest.raises(ApiError) as caught:
+        asyncio.run(main())
+    assert caught.value.status == 400
+    assert "took over" in caught.value.message
