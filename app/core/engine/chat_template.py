@@ -7,9 +7,10 @@ against work done inside one C call, which no in-process budget sees), with a bo
 and an output cap inside for clearer messages. Jinja2 before 3.1.6 had sandbox escapes through ``str.format``
 (CVE-2024-56326, CVE-2025-27516), so an older Jinja2 renders nothing.
 
-Message contents are wrapped in private-use sentinels while rendering; afterwards the prompt
-splits into template pieces (whose special-token text becomes control tokens) and user pieces
-(tokenized as plain text, so a typed ``<|im_start|>`` stays text).
+Everything the client sent (message contents and names, tools, tool calls) is wrapped in
+private-use sentinels while rendering; afterwards the prompt splits into template pieces (whose
+special-token text becomes control tokens) and user pieces (tokenized as plain text, so a typed
+``<|im_start|>`` stays text).
 """
 
 from __future__ import annotations
