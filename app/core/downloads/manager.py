@@ -246,19 +246,10 @@ class DownloadManager:
             except Cancelled:
                 self._finish_cancelled(item)
             except AppError as exc:
-                item._publish(
-                    replace(
-                        item.progress(),
-                        state=DownloadState.FAILED,
-                        message=exc.user_message,
-                        speed_bps=None,
-                        eta_s=None,
-                    )
-                )
-                item.future.set_exception(exc)
+                self._finish_failed(item, exc)
             except Exception as exc:  # a worker must survive any one download
                 log.exception("download %s failed unexpectedly", item.request.repo_id)
-                item.future.set_exception(DownloadError(f"download failed: {exc}"))
+                self._finish_failed(item, DownloadError(f"download failed: {exc}"))
             else:
                 item._publish(
                     replace(
@@ -357,6 +348,19 @@ class DownloadManager:
                 f"needs {format_size(needed)}, {format_size(free)} free on {folder}; free some "
                 "space or move the models folder"
             )
+
+    def _finish_failed(self, item: DownloadItem, exc: AppError) -> None:
+        """Publish FAILED before the Future fails, so a watcher never sees a live state after."""
+        item._publish(
+            replace(
+                item.progress(),
+                state=DownloadState.FAILED,
+                message=exc.user_message,
+                speed_bps=None,
+                eta_s=None,
+            )
+        )
+        item.future.set_exception(exc)
 
     def _finish_cancelled(self, item: DownloadItem) -> None:
         if item.future.done():

@@ -21,6 +21,7 @@ from app.core.errors import (
     Cancelled,
     ChecksumMismatch,
     DiskFull,
+    DownloadError,
     GatedRepo,
     InvalidModelFile,
     RepoNotFound,
@@ -237,3 +238,20 @@ def test_cancel_deletes_the_partial_file(
 def test_worker_threads_are_named_download_n(manager: DownloadManager) -> None:
     names = {t.name for t in threading.enumerate()}
     assert {"download-1", "download-2"} <= names
+
+
+def test_an_unexpected_error_ends_as_failed_not_as_a_live_item(
+    manager: DownloadManager, hub: HubClient, models_dir: Path
+) -> None:
+    # A file where the cache wants its snapshots folder: linking the verified blob raises an
+    # OSError no download step expects.
+    repo_dir = models_dir / "models--acme--Tiny-GGUF"
+    repo_dir.mkdir(parents=True)
+    (repo_dir / "snapshots").write_text("not a folder")
+    states: list[DownloadState] = []
+    item = manager.submit(request_for(hub), listener=lambda p: states.append(p.state))
+    with pytest.raises(DownloadError, match="download failed"):
+        item.future.result(timeout=60)
+    assert item.progress().state == DownloadState.FAILED
+    assert states[-1] == DownloadState.FAILED
+    assert "download failed" in item.progress().message.lower()
