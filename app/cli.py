@@ -80,7 +80,14 @@ def _run_desktop(args: argparse.Namespace) -> int:
         return 1
     try:
         from app.gui.main import run_desktop  # Qt loads only when the window is wanted
-    except ImportError:
-        # Until the desktop app lands, no command means the headless server on the default model.
-        return serve.run(serve.defaults())
+    except ImportError as exc:
+        if args.debug:
+            raise
+        # A broken Qt install is the user's to fix; starting something else would hide it.
+        print(  # noqa: T201
+            f"homefire: the desktop app cannot start, Qt (PySide6) does not import: {exc}; "
+            "run `homefire serve` for the headless server",
+            file=sys.stderr,
+        )
+        return 1
     return run_desktop(args)

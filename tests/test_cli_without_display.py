@@ -1,12 +1,16 @@
-"""``homefire`` with no command on a Linux machine without a display: one line, not a Qt abort."""
+"""``homefire`` with no command where the window cannot open: one line and exit 1, not a Qt abort
+or a server started instead."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
+
+from app.cli import run
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Qt needs a display on Linux only")
@@ -43,3 +47,16 @@ def test_the_command_line_loads_qt_only_when_the_window_is_wanted() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_broken_qt_is_one_clear_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    # None in sys.modules makes the import fail with ImportError, as a broken PySide6 does.
+    monkeypatch.setitem(sys.modules, "app.gui.main", None)
+    assert run([]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("homefire: the desktop app cannot start, Qt (PySide6) does not import")
+    assert line.endswith("run `homefire serve` for the headless server")
+    assert not any(t.name == "http-server" for t in threading.enumerate())

@@ -38,13 +38,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def defaults() -> argparse.Namespace:
-    """The arguments ``homefire serve`` runs with when none are given."""
-    return argparse.Namespace(
-        model=None, host=None, port=None, ctx=None, gpu_layers=0, api_key=None, debug=False
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     services = AppServices.create()
     stop = threading.Event()
