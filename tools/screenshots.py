@@ -147,7 +147,7 @@ def take(out: Path) -> None:
 
         chat = window.chat
         assert chat.conversation is not None
-        desktop.chats.update_settings(
+        desktop.services.chats.update_settings(
             chat.conversation.id, ChatSettings(temperature=0.7, seed=3, max_tokens=80)
         )
         chat.open_conversation(chat.conversation.id)

@@ -97,15 +97,13 @@ def resolve_model(model: str) -> tuple[str, list[Variant]]:
 
 def _library_file(name: str) -> Path | None:
     """A model in Homefire's library (its downloads, the starter model, other tools')."""
-    from app.core.library.sources import build_library
-    from app.core.storage.settings import SettingsStore
+    from app.core.services import AppServices
 
-    paths = AppPaths.from_env()
-    library = build_library(paths, SettingsStore(paths.settings_file).load())
-    try:
-        return library.local_path(library.resolve(name))
-    except UnknownModel:
-        return None
+    with AppServices.create() as services:
+        try:
+            return services.library.local_path(services.library.resolve(name))
+        except UnknownModel:
+            return None
 
 
 def calibration_here() -> FitCalibration | None:

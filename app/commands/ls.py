@@ -10,10 +10,8 @@ import json
 from typing import Any
 
 from app.core.library.model import LibraryModel
-from app.core.library.sources import build_library
+from app.core.services import AppServices
 from app.core.sizes import format_size
-from app.core.storage.paths import AppPaths
-from app.core.storage.settings import SettingsStore
 
 
 def register(subparsers: Any) -> None:
@@ -30,8 +28,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    paths = AppPaths.from_env()
-    models = build_library(paths, SettingsStore(paths.settings_file).load()).models()
+    with AppServices.create() as services:
+        models = services.library.models()
     if args.json:
         print(json.dumps([model_to_dict(m) for m in models], indent=2))  # noqa: T201
         return 0

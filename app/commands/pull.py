@@ -16,15 +16,10 @@ from typing import Any, TextIO
 
 from app.core.catalog.hub import HubClient, HubVariant
 from app.core.catalog.quants import normalise_quant_name
-from app.core.downloads.manager import (
-    DownloadManager,
-    DownloadProgress,
-    DownloadRequest,
-)
+from app.core.downloads.manager import DownloadProgress, DownloadRequest
 from app.core.errors import AppError, ConfigError, RepoNotFound
-from app.core.library.sources import other_tools_copies
+from app.core.services import AppServices
 from app.core.sizes import format_size
-from app.core.storage.paths import AppPaths
 
 # When the recommender cannot judge (no header, nothing fits), this order decides: the
 # mid-size quants most uploaders publish and llama.cpp's README calls a good balance first.
@@ -49,7 +44,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    hub = HubClient.from_env()
+    with AppServices.create() as services:
+        return _pull(args, services)
+
+
+def _pull(args: argparse.Namespace, services: AppServices) -> int:
+    hub = services.hub
     variants = [v for v in hub.variants(args.repo, args.revision) if v.complete]
     if not variants:
         raise RepoNotFound(f"{args.repo} has no complete GGUF variant to download")
@@ -58,10 +58,9 @@ def run(args: argparse.Namespace) -> int:
         f"{args.repo}: {variant.quant or variant.key}, {format_size(variant.size_bytes)} "
         f"in {len(variant.files)} file{'s' if len(variant.files) > 1 else ''} ({why})"
     )
-    paths = AppPaths.from_env()
-    manager = DownloadManager(paths.models_dir, hub, workers=1, existing=other_tools_copies())
     bar = ProgressBar(sys.stderr)
-    item = manager.submit(DownloadRequest(args.repo, variant.files, args.revision), bar.update)
+    request = DownloadRequest(args.repo, variant.files, args.revision)
+    item = services.downloads.submit(request, bar.update)
     try:
         result = item.future.result()
     except KeyboardInterrupt:
@@ -73,8 +72,6 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    finally:
-        manager.close()
     bar.finish()
     if result.reused:
         print(f"already on disk in {result.reused}; nothing downloaded:")  # noqa: T201
@@ -116,7 +113,7 @@ def choose_variant(
 def _recommended(variants: list[HubVariant], hub: HubClient) -> tuple[HubVariant, str] | None:
     """The recommender's pick, from each variant's header read over HTTP Range requests."""
     from app.core.catalog.recommend import recommend
-    from app.core.catalog.remote_gguf import variants_for_repo
+    from app.core.catalog.remote_gguf import hub_variant_for, variants_for_repo
     from app.core.hardware.detect import detect
 
     try:
@@ -126,12 +123,10 @@ def _recommended(variants: list[HubVariant], hub: HubClient) -> tuple[HubVariant
         print(f"(cannot judge the variants for this machine: {exc.user_message})")  # noqa: T201
         return None
     pick = next((v for v in verdicts if v.recommended), None)
-    if pick is None:
+    variant = hub_variant_for(pick.variant, variants) if pick is not None else None
+    if pick is None or variant is None:
         return None
-    for variant in variants:
-        if tuple(f.path for f in variant.files) == pick.variant.files:
-            return variant, f"no --quant given: recommended for this machine, {pick.label}"
-    return None
+    return variant, f"no --quant given: recommended for this machine, {pick.label}"
 
 
 def _keys(variants: list[HubVariant]) -> str:

@@ -12,11 +12,10 @@ import argparse
 from typing import Any
 
 from app.core.errors import UnknownModel
-from app.core.library.sources import build_library
+from app.core.library.library import ModelLibrary
 from app.core.library.sources.removal import remove_model
+from app.core.services import AppServices
 from app.core.sizes import format_size
-from app.core.storage.paths import AppPaths
-from app.core.storage.settings import SettingsStore
 
 
 def register(subparsers: Any) -> None:
@@ -33,9 +32,12 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    paths = AppPaths.from_env()
-    library = build_library(paths, SettingsStore(paths.settings_file).load())
-    model = library.resolve(args.model)
+    with AppServices.create() as services:
+        return _remove(services.library, args.model, args.force)
+
+
+def _remove(library: ModelLibrary, wanted: str, force: bool) -> int:
+    model = library.resolve(wanted)
     if model.source == "file":  # a path: find which library entry it is, to know its owner
         listed = [
             m for m in library.models() if model.path in {p.resolve() for p in (m.path, *m.parts)}
@@ -43,6 +45,6 @@ def run(args: argparse.Namespace) -> int:
         if not listed:
             raise UnknownModel(f"{model.path} is not a model in the library; delete it yourself")
         model = listed[0]
-    removed = remove_model(model, force=args.force)
+    removed = remove_model(model, force=force)
     print(f"deleted {model.name} ({format_size(model.size_bytes)}, {len(removed)} files)")  # noqa: T201
     return 0

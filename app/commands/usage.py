@@ -10,11 +10,8 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 
 from app.core.errors import ConfigError
-from app.core.storage.paths import AppPaths
+from app.core.services import AppServices
 from app.core.usage.counts import UsageTotals
-from app.core.usage.ledger import UsageLedger
-from app.core.usage.preferences import UsagePreferencesStore
-from app.core.usage.pricing import load_shipped, shipped_pricing_path
 from app.core.usage.report import UsageReport, build_report, to_json
 
 
@@ -57,24 +54,19 @@ def run(args: argparse.Namespace) -> int:
     kwh_price = _money(args.kwh_price, "--kwh-price")
     hardware_cost = _money(args.hardware_cost, "--hardware-cost")
 
-    paths = AppPaths.from_env()
-    preferences = UsagePreferencesStore.at(paths).load()
-    table = preferences.price_table(load_shipped(shipped_pricing_path()))
-    baselines = table.baselines(args.baseline or preferences.baselines)
-    ledger = UsageLedger.open(paths)
-    try:
+    with AppServices.create() as services:
+        preferences = services.usage_preferences.load()
+        table = preferences.price_table()
         report = build_report(
-            ledger,
+            services.ledger,
             table,
-            baselines,
+            preferences.baselines_in(table, args.baseline or ()),
             since=since,
             until=until,
             now=datetime.now().astimezone(),
             price_per_kwh=preferences.electricity_price_per_kwh if kwh_price is None else kwh_price,
             hardware_cost=preferences.hardware_cost if hardware_cost is None else hardware_cost,
         )
-    finally:
-        ledger.close()
     if args.json:
         sys.stdout.write(json.dumps(to_json(report), indent=2) + "\n")
     else:

@@ -1,18 +1,29 @@
-"""AppServices: builds, wires and closes every core service. The one wiring point; no singletons."""
+"""AppServices: builds, wires and closes every stateful core service. The one wiring point.
+
+The desktop app, ``homefire serve`` and the other commands all get their stores, clients and
+managers here, so each is built one way. Parts that cost something to start (threads, database
+migrations, a keyring read) are built on first use: ``homefire ls`` never starts an engine.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
-from typing import Any
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar, cast
 
 from app.core.catalog.calibration import FitCalibration
+from app.core.catalog.hub import HubClient
+from app.core.chats.store import ChatStore
+from app.core.downloads.manager import DownloadManager
 from app.core.engine.engine import Engine, GenerationObserver
 from app.core.engine.result import ModelInfo
+from app.core.errors import Cancelled
 from app.core.fit_feedback import FitFeedback
-from app.core.library.library import ModelLibrary
+from app.core.library.last_model import LastModelStore
 from app.core.library.model import LibraryModel
-from app.core.library.sources import build_library
+from app.core.library.sources import build_library, other_tools_copies
 from app.core.load_options import LoadOptions
 from app.core.server.app import ServerConfig
 from app.core.server.request_log import RequestLog
@@ -21,46 +32,110 @@ from app.core.storage.paths import AppPaths
 from app.core.storage.settings import Settings, SettingsStore
 from app.core.usage.energy import open_energy_meter
 from app.core.usage.ledger import UsageLedger
+from app.core.usage.preferences import UsagePreferencesStore
 from app.core.usage.recorder import UsageRecorder
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 
-@dataclass
+# Threads first (downloads, then the engine, whose last reply checkpoints into the ledger),
+# then the stores they write to.
+_CLOSE_ORDER = (
+    "download queue",
+    "engine",
+    "usage ledger",
+    "fit feedback",
+    "chat store",
+)
+
+
 class AppServices:
-    paths: AppPaths
-    settings_store: SettingsStore
-    settings: Settings
-    engine: Engine
-    library: ModelLibrary
-    ledger: UsageLedger
-    fit_feedback: FitFeedback
-    server: ServerRunner | None = field(default=None)
-    # The endpoint's live request log (in memory, bounded), shown on the GUI's server page.
-    request_log: RequestLog = field(default_factory=RequestLog)
+    def __init__(self, paths: AppPaths, settings_store: SettingsStore, settings: Settings) -> None:
+        self.paths = paths
+        self.settings_store = settings_store
+        self.settings = settings
+        self.library = build_library(paths, settings)
+        self.usage_preferences = UsagePreferencesStore.at(paths)
+        self.last_model = LastModelStore.at(paths)
+        # The endpoint's live request log (in memory, bounded), shown on the GUI's server page.
+        self.request_log = RequestLog()
+        self.server: ServerRunner | None = None
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._built: dict[str, tuple[object, Callable[[], None] | None]] = {}
+        self._closed = False
 
     @classmethod
     def create(cls, paths: AppPaths | None = None) -> AppServices:
         paths = paths or AppPaths.from_env()
         paths.ensure()
         store = SettingsStore(paths.settings_file)
-        settings = store.load()
-        library = build_library(paths, settings)
-        ledger = UsageLedger.open(paths)
-        fit_feedback = FitFeedback(FitCalibration(paths.database_file))
-        observers: list[GenerationObserver] = [fit_feedback]
-        if settings.usage.record:
-            observers.append(UsageRecorder(ledger, open_energy_meter(_nvml())))
-        engine = Engine(max_pending=settings.engine.max_pending, observers=observers)
-        return cls(
-            paths=paths,
-            settings_store=store,
-            settings=settings,
-            engine=engine,
-            library=library,
-            ledger=ledger,
-            fit_feedback=fit_feedback,
+        return cls(paths, store, store.load())
+
+    # -- built on first use ----------------------------------------------------------------------
+
+    def _once(self, name: str, build: Callable[[], T], close: Callable[[T], None] | None) -> T:
+        """Build a part once, though pages and workers may ask for it from several threads."""
+        with self._lock_for(name):
+            if name not in self._built:
+                if self._closed:
+                    raise Cancelled(f"Homefire is shutting down; the {name} is closed")
+                part = build()
+                self._built[name] = (part, (lambda: close(part)) if close else None)
+            return cast(T, self._built[name][0])
+
+    def _lock_for(self, name: str) -> threading.Lock:
+        # One lock per part: a slow build (the keyring, a migration) holds up only its own part.
+        with self._locks_guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+    @property
+    def ledger(self) -> UsageLedger:
+        return self._once("usage ledger", lambda: UsageLedger.open(self.paths), UsageLedger.close)
+
+    @property
+    def fit_feedback(self) -> FitFeedback:
+        return self._once(
+            "fit feedback",
+            lambda: FitFeedback(FitCalibration(self.paths.database_file)),
+            lambda feedback: feedback.calibration.close(),
         )
+
+    @property
+    def engine(self) -> Engine:
+        return self._once("engine", self._build_engine, Engine.close)
+
+    @property
+    def chats(self) -> ChatStore:
+        return self._once("chat store", lambda: ChatStore.open(self.paths), ChatStore.close)
+
+    @property
+    def hub(self) -> HubClient:
+        # Reads the token from the keyring, which may wait on the desktop's secret service.
+        return self._once("Hub client", HubClient.from_env, None)
+
+    @property
+    def downloads(self) -> DownloadManager:
+        return self._once(
+            "download queue",
+            lambda: DownloadManager(self.paths.models_dir, self.hub, existing=other_tools_copies()),
+            DownloadManager.close,
+        )
+
+    def _build_engine(self) -> Engine:
+        observers: list[GenerationObserver] = [self.fit_feedback]
+        if self.settings.usage.record:
+            observers.append(UsageRecorder(self.ledger, open_energy_meter(_nvml())))
+        return Engine(max_pending=self.settings.engine.max_pending, observers=observers)
+
+    def open_stores(self) -> None:
+        """Open the databases now, so a broken one stops start-up with its message."""
+        self.ledger  # noqa: B018 (opening is the point)
+        self.fit_feedback  # noqa: B018
+        self.chats  # noqa: B018
+
+    # -- workflows -------------------------------------------------------------------------------
 
     def load_model(self, model: LibraryModel, options: LoadOptions) -> ModelInfo:
         """Load a library model with ``options`` on the engine thread and wait for it.
@@ -82,7 +157,7 @@ class AppServices:
 
     def start_server(self, config: ServerConfig) -> ServerRunner:
         self.stop_server()
-        runner = ServerRunner(self, config)
+        runner = ServerRunner(self.engine, config, self.request_log)
         runner.start()
         self.server = runner
         return runner
@@ -93,11 +168,26 @@ class AppServices:
             runner.stop()
 
     def close(self) -> None:
-        """Stop the server, then the engine, joining each thread."""
+        """Stop the server, then downloads, then the engine, joining each thread; then the stores.
+
+        Idempotent. A part never built is not built now; one being built is closed once built.
+        """
+        with self._locks_guard:
+            if self._closed:
+                return
+            self._closed = True
         self.stop_server()
-        self.engine.close()
-        self.ledger.close()
-        self.fit_feedback.calibration.close()
+        for name in _CLOSE_ORDER:
+            with self._lock_for(name):
+                built = self._built.pop(name, None)
+            if built is not None and built[1] is not None:
+                built[1]()
+
+    def __enter__(self) -> AppServices:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
 
 def _nvml() -> Any | None:

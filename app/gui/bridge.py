@@ -50,8 +50,8 @@ class Bridge(QObject):
     ) -> None:
         """Call ``on_result(value)`` or ``on_error(exc)`` on the GUI thread when it is done.
 
-        Nothing is called once ``owner`` (a widget) has been deleted. A cancelled Future reports
-        ``Cancelled``.
+        Nothing is called once ``owner`` (a widget) has been deleted or the bridge is closed. A
+        cancelled Future reports ``Cancelled``.
         """
         future.add_done_callback(
             lambda done: self._future_done.emit(done, on_result, on_error, owner)
@@ -90,7 +90,8 @@ class Bridge(QObject):
         on_error: ErrorSlot | None,
         owner: QObject | None,
     ) -> None:
-        if owner is not None and not shiboken6.isValid(owner):
+        # After close the pages are shut down and the core closed: an outcome has no one to tell.
+        if self._closed or (owner is not None and not shiboken6.isValid(owner)):
             return
         try:
             value = future.result()

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app import __version__
 from app.core.errors import AppError
+from app.core.library.last_model import LastModel
 from app.core.library.model import LibraryModel
 from app.core.library.starter import STARTER_NAME
 from app.core.load_options import LoadOptions
@@ -44,9 +45,13 @@ def run_desktop(args: argparse.Namespace) -> int:
     app.setWindowIcon(icon("homefire"))
     theme = Theme(app)
     sys.excepthook = excepthook_for(str(log_path))  # type: ignore[assignment]
+    services = None
     try:
         services = AppServices.create(paths)
+        services.open_stores()
     except AppError as exc:
+        if services is not None:
+            services.close()
         QMessageBox.critical(None, "Homefire cannot start", user_message(exc))
         return 1
     desktop = Desktop.create(services, app)
@@ -76,33 +81,28 @@ def _quit_on_signals(app: QApplication) -> None:
 
 def load_first_model(desktop: Desktop) -> None:
     """The model used last (with the same settings), else the starter model, in the background."""
-    settings = desktop.settings
-    name = settings.value("model/last")
-    n_ctx = desktop.services.settings.engine.n_ctx
+    services = desktop.services
+    n_ctx = services.settings.engine.n_ctx
 
-    def chosen(found: list[LibraryModel]) -> None:
-        models = {m.name: m for m in found}
-        model = models.get(str(name)) if isinstance(name, str) and name else None
-        stored = settings.value("model/n_ctx")
-        if model is not None and stored is not None:
-            options = LoadOptions(
-                model.path,
-                n_ctx=int(str(stored)),
-                n_gpu_layers=int(str(settings.value("model/n_gpu_layers", 0))),
-                flash_attn=str(settings.value("model/flash_attn", "false")).lower() == "true",
-                kv_cache_type=str(settings.value("model/kv_cache_type", "f16")),  # type: ignore[arg-type]
-                moe_experts_on_cpu_layers=int(str(settings.value("model/moe_cpu", 0))),
-            )
+    def find() -> tuple[LastModel | None, list[LibraryModel]]:
+        return services.last_model.recall(), services.library.models()
+
+    def chosen(found: tuple[LastModel | None, list[LibraryModel]]) -> None:
+        last, listed = found
+        models = {m.name: m for m in listed}
+        model = models.get(last.name) if last else None
+        if model is not None and last is not None:
+            options = last.options(model.path)
         else:
-            model = model or models.get(STARTER_NAME)
+            model = models.get(STARTER_NAME)
             if model is None:
                 return
             options = LoadOptions(model.path, n_ctx=n_ctx)
         if desktop.loader.current is None:
             desktop.loader.load(model, options)
 
-    # Scanning other tools' folders touches the disk: never on the GUI thread.
-    desktop.bridge.run(desktop.services.library.models, chosen)
+    # Reading files and scanning other tools' folders touch the disk: never on the GUI thread.
+    desktop.bridge.run(find, chosen)
 
 
 def _log_to_file(paths: AppPaths, debug: bool) -> str:

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.downloads.manager import DownloadRequest
+from app.core.library.last_model import LastModel
 from app.gui.about import AboutDialog
 from app.gui.chat.chat_page import ChatPage
 from app.gui.desktop import Desktop
@@ -43,7 +44,6 @@ class _Page:
 
 
 class MainWindow(QMainWindow):
-    page_changed = Signal(str)
     quit_requested = Signal()
 
     def __init__(self, desktop: Desktop, parent: QWidget | None = None) -> None:
@@ -126,7 +126,6 @@ class MainWindow(QMainWindow):
     def _on_navigation_current_row_changed(self, row: int) -> None:
         if 0 <= row < len(self._pages):
             self.stack.setCurrentIndex(row)
-            self.page_changed.emit(self._pages[row].key)
 
     def _menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -180,14 +179,8 @@ class MainWindow(QMainWindow):
 
     def _on_loader_model_loaded(self, loaded: LoadedModel) -> None:
         """Remember the model and its settings: the next start loads it again."""
-        settings = self.desktop.settings
-        choice = loaded.options
-        settings.setValue("model/last", loaded.library_model.name)
-        settings.setValue("model/n_ctx", choice.n_ctx)
-        settings.setValue("model/n_gpu_layers", choice.n_gpu_layers)
-        settings.setValue("model/flash_attn", "true" if choice.flash_attn else "false")
-        settings.setValue("model/kv_cache_type", choice.kv_cache_type)
-        settings.setValue("model/moe_cpu", choice.moe_experts_on_cpu_layers)
+        last = LastModel.of(loaded.library_model.name, loaded.options)
+        self.desktop.services.last_model.remember(last)
 
     # -- tray and lifetime ---------------------------------------------------------------------
 

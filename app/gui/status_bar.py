@@ -13,8 +13,7 @@ from app.core.errors import AppError
 from app.core.sizes import format_size
 from app.core.usage.counts import TokenCounts, UsageTotals
 from app.core.usage.ledger import UsageEvent
-from app.core.usage.preferences import UsagePreferencesStore
-from app.core.usage.pricing import Price, load_shipped, shipped_pricing_path
+from app.core.usage.pricing import Price
 from app.core.usage.savings import cost_avoided
 from app.gui.bridge import UsageRelay
 from app.gui.desktop import Desktop
@@ -129,9 +128,8 @@ def _dollars(value: Decimal) -> str:
 
 def _baseline_price(desktop: Desktop) -> Price | None:
     try:
-        preferences = UsagePreferencesStore.at(desktop.services.paths).load()
-        table = preferences.price_table(load_shipped(shipped_pricing_path()))
-        baselines = table.baselines(preferences.baselines)
+        preferences = desktop.services.usage_preferences.load()
+        baselines = preferences.baselines_in(preferences.price_table())
     except AppError:  # no price table means no dollar figure, never a crash
         return None
     return baselines[0] if baselines else None

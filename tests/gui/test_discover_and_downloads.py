@@ -6,6 +6,7 @@ import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from app.core.downloads.manager import DownloadRequest, DownloadState
 from app.gui.main_window import MainWindow
 from tests.fixtures.hub_server import (
     Fault,
@@ -72,3 +73,22 @@ def test_a_hub_that_refuses_is_explained_in_words(
     assert "results" not in message
     assert "Traceback" not in message
     assert message[:1].isupper()
+
+
+def test_a_download_that_breaks_unexpectedly_shows_failed_without_pause_or_cancel(
+    qtbot: QtBot, window: MainWindow
+) -> None:
+    desktop = window.desktop
+    # A file where the cache wants its snapshots folder: an error no download step expects.
+    repo_dir = desktop.services.downloads.models_dir / "models--acme--Tiny-GGUF"
+    repo_dir.mkdir(parents=True)
+    (repo_dir / "snapshots").write_text("not a folder")
+    variant = next(v for v in desktop.services.hub.variants(REPO) if v.quant == "Q4_K_M")
+    downloads = window.downloads
+    with qtbot.waitSignal(downloads.download_failed, timeout=30_000):
+        downloads.start(DownloadRequest(REPO, variant.files))
+    assert downloads.items[0].progress().state == DownloadState.FAILED
+    assert "download failed" in downloads.table.item(0, 5).text().lower()
+    assert not downloads.pause_button.isEnabled()
+    assert not downloads.cancel_button.isEnabled()
+    assert not downloads.resume_button.isEnabled()

@@ -1,8 +1,10 @@
-"""The Hardware page shows the detected machine and planning profiles; Usage counts a real reply."""
+"""The Hardware page shows the detected machine and planning profiles; Usage counts a real reply
+and writes its settings once the user stops changing them."""
 
 from __future__ import annotations
 
 import csv
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -14,12 +16,13 @@ from app.core.sizes import format_size
 from app.gui.desktop import Desktop
 from app.gui.hardware.hardware_page import HardwarePage
 from app.gui.main_window import MainWindow
+from app.gui.usage.usage_page import UsagePage
 from tests.gui.conftest import LoadModel
 
 
 def test_the_detected_machine_and_a_planning_profile(qtbot: QtBot, window: MainWindow) -> None:
     page = window.hardware
-    qtbot.waitUntil(lambda: "detected on this machine" in page.details.text(), timeout=20_000)
+    qtbot.waitUntil(lambda: "This machine (detected now" in page.details.text(), timeout=20_000)
     assert "<b>CPU</b>" in page.details.text()
     assert "GiB" in page.ram_bar.format()
     planning = page.chooser.itemText(1)
@@ -99,3 +102,26 @@ def test_without_an_nvidia_driver_the_page_says_why(qtbot: QtBot, desktop: Deskt
     qtbot.addWidget(page)
     assert "nothing to measure" in page.gpu_label.text()
     page.shutdown()
+
+
+def test_stepping_the_costs_writes_once_after_the_user_pauses(
+    qtbot: QtBot, desktop: Desktop
+) -> None:
+    page = UsagePage(desktop)
+    qtbot.addWidget(page)
+    store = desktop.services.usage_preferences
+    for step in range(1, 21):  # twenty arrow-key steps
+        page.hardware_cost.setValue(100 * step)
+    page.kwh_price.setValue(0.25)
+    assert not store.path.exists()  # nothing written while the user is stepping
+    qtbot.waitUntil(lambda: store.load().hardware_cost == Decimal(2000), timeout=10_000)
+    assert store.load().electricity_price_per_kwh == Decimal("0.25")
+    page.shutdown()
+
+
+def test_a_change_not_yet_written_is_saved_at_quit(qtbot: QtBot, desktop: Desktop) -> None:
+    page = UsagePage(desktop)
+    qtbot.addWidget(page)
+    page.hardware_cost.setValue(1500)
+    page.shutdown()
+    assert desktop.services.usage_preferences.load().hardware_cost == Decimal(1500)

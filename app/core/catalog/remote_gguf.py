@@ -10,7 +10,7 @@ recommender's variants: one header per quant, sizes from the Hub listing.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import httpx
 
@@ -160,3 +160,18 @@ def variants_for_repo(repo_id: str, hub: HubClient | None = None) -> list[Varian
                 )
             )
     return result
+
+
+def hub_variant_for(variant: Variant, listed: Sequence[HubVariant]) -> HubVariant | None:
+    """The complete Hub variant a verdict's variant stands for, or None when the repo lacks it.
+
+    Variants read from the Hub name their files; catalog variants name none, so their quant
+    decides (the first complete file of that quant, as the Hub lists it).
+    """
+    for hub_variant in listed:
+        if not hub_variant.complete:
+            continue
+        paths = tuple(f.path for f in hub_variant.files)
+        if paths == variant.files or (not variant.files and hub_variant.quant == variant.quant):
+            return hub_variant
+    return None

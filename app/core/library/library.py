@@ -24,9 +24,6 @@ class ModelLibrary:
     def __init__(self, sources: Sequence[ModelSource]) -> None:
         self._sources = list(sources)
 
-    def add_source(self, source: ModelSource) -> None:
-        self._sources.append(source)
-
     def models(self) -> list[LibraryModel]:
         """Every model from every source; the first source to list a file wins."""
         seen: set[Path] = set()

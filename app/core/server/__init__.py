@@ -1,1 +1,1 @@
-"""The local HTTP endpoint: ``create_app(services)`` and the thread that serves it."""
+"""The local HTTP endpoint: ``create_app(engine, config)`` and the thread that serves it."""

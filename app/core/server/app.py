@@ -1,4 +1,5 @@
-"""``create_app(services)``: the FastAPI application, with no globals (services live on app.state).
+"""``create_app(engine, config)``: the FastAPI application, with no globals (what the routes use
+lives on app.state).
 
 Both dialects share the port: OpenAI under ``/v1`` and Ollama under ``/api`` (plus ``/``).
 """
@@ -6,11 +7,12 @@ Both dialects share the port: OpenAI under ``/v1`` and Ollama under ``/api`` (pl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import FastAPI
 
 from app import __version__
+from app.core.engine.engine import Engine
 from app.core.server.errors import install_error_handlers
 from app.core.server.guards import (
     ApiKeyGuard,
@@ -24,9 +26,6 @@ from app.core.server.host_check import allowed_host_names
 from app.core.server.ollama_routes import router as ollama_router
 from app.core.server.openai_routes import router as openai_router
 from app.core.server.request_log import RequestLog
-
-if TYPE_CHECKING:
-    from app.core.services import AppServices
 
 # Ollama caps decompressed bodies at 20 MiB; a whole 128k-token prompt is well under that.
 DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024
@@ -44,20 +43,20 @@ class ServerConfig:
 
 
 def create_app(
-    services: AppServices, config: ServerConfig, request_log: RequestLog | None = None
+    engine: Engine, config: ServerConfig, request_log: RequestLog | None = None
 ) -> FastAPI:
+    """The endpoint over ``engine``; each request handled lands in ``request_log``."""
     app = FastAPI(title="Homefire", version=__version__, docs_url=None, redoc_url=None)
-    app.state.services = services
-    app.state.config = config
+    app.state.engine = engine
     install_error_handlers(app)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        info = services.engine.model
+        info = engine.model
         return {
             "status": "ok" if info else "no_model",
             "model": info.model_id if info else None,
-            "pending": services.engine.pending,
+            "pending": engine.pending,
             "version": __version__,
         }
 

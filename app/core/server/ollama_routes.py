@@ -22,6 +22,7 @@ from app.core.engine.result import GenerationResult, ModelInfo
 from app.core.errors import ModelNotLoaded
 from app.core.server.chat_request import ChatJob, chat_job
 from app.core.server.client_names import client_name
+from app.core.server.dialects import engine_of, finish_reason, note_usage, same_model
 from app.core.server.errors import ApiError
 from app.core.server.generation_stream import (
     Chunk,
@@ -45,7 +46,6 @@ from app.core.server.ollama_schemas import (
     OllamaGenerateBody,
     OllamaShowBody,
 )
-from app.core.server.openai_routes import engine_of, finish_reason, note_usage, same_model
 from app.core.server.reasoning import Answer, Reasoning
 from app.core.server.reply import ReplyAssembler, ReplyEvent
 from app.core.server.response_format import off_the_loop, ollama_format_grammar

@@ -19,6 +19,7 @@ from app.core.engine.result import GenerationResult, ModelInfo
 from app.core.errors import ModelNotLoaded
 from app.core.server.chat_request import chat_job
 from app.core.server.client_names import client_name
+from app.core.server.dialects import engine_of, finish_reason, note_usage, same_model
 from app.core.server.errors import ApiError
 from app.core.server.generation_stream import (
     Chunk,
@@ -39,11 +40,6 @@ COMPLETION_DEFAULT_MAX_TOKENS = 16
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # Tool-call arguments stream in fragments of this many characters (clients concatenate them).
 ARGUMENT_FRAGMENT_CHARS = 24
-
-
-def engine_of(request: Request) -> Engine:
-    engine: Engine = request.app.state.services.engine
-    return engine
 
 
 def loaded_model(engine: Engine, requested: str | None) -> ModelInfo:
@@ -69,19 +65,6 @@ def check_token_ids(body: ChatCompletionBody | CompletionBody, info: ModelInfo) 
             f"{info.n_vocab} tokens (ids 0 to {info.n_vocab - 1})",
             param="logit_bias",
         )
-
-
-def same_model(requested: str, info: ModelInfo) -> bool:
-    wanted = requested.strip().lower().removesuffix(":latest")
-    return wanted in {info.model_id.lower(), info.path.name.lower(), info.path.stem.lower()}
-
-
-def note_usage(request: Request, model: str, result: GenerationResult | None) -> None:
-    """What the request log shows for this request (see guards.RequestLogger)."""
-    request.state.model = model
-    if result is not None:
-        request.state.prompt_tokens = result.prompt_tokens
-        request.state.completion_tokens = result.completion_tokens
 
 
 def _model_entry(info: ModelInfo) -> dict[str, Any]:
@@ -373,8 +356,3 @@ async def embeddings(body: EmbeddingBody, request: Request) -> dict[str, Any]:
         "model": info.model_id,
         "usage": {"prompt_tokens": result.prompt_tokens, "total_tokens": result.prompt_tokens},
     }
-
-
-def finish_reason(result: GenerationResult) -> str:
-    # A cancelled generation only reaches a client that is still there at shutdown.
-    return "stop" if result.finish_reason == "cancelled" else result.finish_reason

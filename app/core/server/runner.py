@@ -11,15 +11,13 @@ import logging
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING
 
 import uvicorn
 
+from app.core.engine.engine import Engine
 from app.core.errors import ConfigError
 from app.core.server.app import ServerConfig, create_app
-
-if TYPE_CHECKING:
-    from app.core.services import AppServices
+from app.core.server.request_log import RequestLog
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +32,14 @@ def is_loopback(host: str) -> bool:
 
 
 class ServerRunner:
-    def __init__(self, services: AppServices, config: ServerConfig) -> None:
+    def __init__(self, engine: Engine, config: ServerConfig, request_log: RequestLog) -> None:
         if not is_loopback(config.host) and not config.api_key:
             raise ConfigError(
                 f"listening on {config.host} exposes the endpoint beyond this machine: "
                 "set an API key (--api-key) to do that"
             )
         self.config = config
-        self._app = create_app(services, config, request_log=services.request_log)
+        self._app = create_app(engine, config, request_log)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None

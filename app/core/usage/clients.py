@@ -56,10 +56,3 @@ def client_from_user_agent(user_agent: str | None) -> str:
             return family
     product = _PRODUCT.match(agent.split("/", 1)[0])
     return product.group(0).strip()[:_MAX_LABEL] if product else UNKNOWN_CLIENT
-
-
-def client_for_request(api_key_name: str | None, user_agent: str | None) -> str:
-    """The label for an endpoint request: the name the user gave its API key wins."""
-    if api_key_name and api_key_name.strip():
-        return api_key_name.strip()[:_MAX_LABEL]
-    return client_from_user_agent(user_agent)

@@ -7,6 +7,7 @@ non-defaults saved, and a corrupt file means a warning and defaults, never a cra
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.storage.json_store import VersionedJsonStore
 from app.core.storage.paths import AppPaths
-from app.core.usage.pricing import Money, PriceId, PriceOverride, PriceTable, merge_user_prices
+from app.core.usage.pricing import (
+    Money,
+    Price,
+    PriceId,
+    PriceOverride,
+    PriceTable,
+    load_shipped,
+    merge_user_prices,
+    shipped_pricing_path,
+)
 
 SCHEMA_VERSION = 1
 PREFERENCES_FILE = "usage.json"
@@ -32,8 +42,18 @@ class UsagePreferences(BaseModel):
     hardware_cost: Annotated[Decimal, Field(ge=0, allow_inf_nan=False)] | None = None
     prices: dict[PriceId, PriceOverride] = Field(default_factory=dict)
 
-    def price_table(self, shipped: PriceTable) -> PriceTable:
+    def price_table(self, shipped: PriceTable | None = None) -> PriceTable:
+        """The shipped table (read from this installation unless given) with the user's prices.
+
+        Raises ConfigError when the installation lacks a readable table.
+        """
+        if shipped is None:
+            shipped = load_shipped(shipped_pricing_path())
         return merge_user_prices(shipped, self.prices)
+
+    def baselines_in(self, table: PriceTable, chosen: Sequence[str] = ()) -> list[Price]:
+        """The APIs to price against: ``chosen``, else the user's baselines, else the table's."""
+        return table.baselines(chosen or self.baselines)
 
 
 class UsagePreferencesStore(VersionedJsonStore[UsagePreferences]):

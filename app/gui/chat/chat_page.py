@@ -37,7 +37,6 @@ COUNT_DELAY_MS = 400
 
 
 class ChatPage(QWidget):
-    reply_started = Signal()
     reply_finished = Signal(object)  # Message
     context_counted = Signal(int)  # prompt tokens of the conversation plus the draft
 
@@ -45,7 +44,7 @@ class ChatPage(QWidget):
         super().__init__(parent)
         self.setObjectName("chatPage")
         self._desktop = desktop
-        self._store = desktop.chats
+        self._store = desktop.services.chats
         self._conversation: Conversation | None = None
         self._messages: list[Message] = []
         self._stream: ReplyStream | None = None
@@ -296,7 +295,6 @@ class ChatPage(QWidget):
         self._stream = stream
         self.transcript.begin_stream(stream.model)
         self._update_buttons()
-        self.reply_started.emit()
         stream.start(self._desktop.services.engine, request)
 
     def _on_stream_text_changed(self, text: str) -> None:

@@ -65,7 +65,6 @@ def stats_line(message: Message) -> str:
 class TranscriptView(QTextBrowser):
     edit_requested = Signal(int)  # message id
     regenerate_requested = Signal()
-    copied = Signal(str)  # what went to the clipboard
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -278,7 +277,6 @@ class TranscriptView(QTextBrowser):
         if kind == "copy" and arg.isdigit() and int(arg) < len(self._copyable):
             text = self._copyable[int(arg)]
             QGuiApplication.clipboard().setText(text)
-            self.copied.emit(text)
         elif kind == "edit" and arg.isdigit():
             self.edit_requested.emit(int(arg))
         elif kind == "regenerate":

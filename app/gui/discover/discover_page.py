@@ -29,7 +29,7 @@ from app.core.catalog.calibration import Correction
 from app.core.catalog.catalog import CatalogEntry, load_catalog
 from app.core.catalog.hub import HubRepo
 from app.core.catalog.recommend import Verdict, recommend
-from app.core.catalog.remote_gguf import variants_for_repo
+from app.core.catalog.remote_gguf import hub_variant_for, variants_for_repo
 from app.core.catalog.suggestions import SUGGESTION_CTX, Suggestion, suggest, verdicts_for
 from app.core.downloads.manager import DownloadRequest
 from app.core.errors import RepoNotFound
@@ -45,7 +45,6 @@ ROLE = Qt.ItemDataRole.UserRole
 class DiscoverPage(QWidget):
     download_requested = Signal(object)  # DownloadRequest
     verdicts_shown = Signal(str)  # the model shown
-    suggestions_shown = Signal(int)
 
     def __init__(self, desktop: Desktop, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -157,7 +156,6 @@ class DiscoverPage(QWidget):
             self._suggestion_row.addWidget(self._card(suggestion), 1)
         if self.models.currentRow() < 0 and self.models.count():
             self.models.setCurrentRow(0)
-        self.suggestions_shown.emit(len(suggestions))
 
     def _card(self, suggestion: Suggestion) -> QWidget:
         card = QWidget()
@@ -196,11 +194,11 @@ class DiscoverPage(QWidget):
         self._repo = key
         self.title.setText(f"<h3>{key}</h3>Reading each variant's header from the Hub…")
         self.table.setRowCount(0)
-        hub = self._desktop.hub
+        services = self._desktop.services
 
         def work() -> list[Verdict]:
             return recommend(
-                profile, variants_for_repo(key, hub), SUGGESTION_CTX, correction=correction
+                profile, variants_for_repo(key, services.hub), SUGGESTION_CTX, correction=correction
             )
 
         self._desktop.bridge.run(
@@ -261,9 +259,9 @@ class DiscoverPage(QWidget):
         if not query:
             return
         self.search_state.setText(f"Searching the Hub for “{query}”…")
-        hub = self._desktop.hub
+        services = self._desktop.services
         self._desktop.bridge.run(
-            lambda: hub.search(query), self._on_searched, self._on_hub_failed, owner=self
+            lambda: services.hub.search(query), self._on_searched, self._on_hub_failed, owner=self
         )
 
     def _on_searched(self, repos: list[HubRepo]) -> None:
@@ -281,15 +279,14 @@ class DiscoverPage(QWidget):
         repo = self._repo
         if verdict is None or repo is None:
             return
-        hub = self._desktop.hub
-        quant, files = verdict.variant.quant, verdict.variant.files
+        services = self._desktop.services
+        wanted = verdict.variant
 
         def find() -> DownloadRequest:
-            for variant in hub.variants(repo):
-                paths = tuple(f.path for f in variant.files)
-                if variant.complete and (paths == files or (not files and variant.quant == quant)):
-                    return DownloadRequest(repo, variant.files)
-            raise RepoNotFound(f"{repo} has no complete {quant} GGUF")
+            found = hub_variant_for(wanted, services.hub.variants(repo))
+            if found is None:
+                raise RepoNotFound(f"{repo} has no complete {wanted.quant} GGUF")
+            return DownloadRequest(repo, found.files)
 
         self.download_button.setEnabled(False)
         self._desktop.bridge.run(find, self._on_request_ready, self._on_hub_failed, owner=self)

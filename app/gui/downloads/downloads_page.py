@@ -56,7 +56,6 @@ def eta_text(seconds: float | None) -> str:
 class DownloadsPage(QWidget):
     download_finished = Signal(object)  # DownloadResult
     download_failed = Signal(object)  # the error
-    progress_shown = Signal(int, int)  # item id, bytes done (each refresh that changed)
 
     def __init__(self, desktop: Desktop, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -107,7 +106,7 @@ class DownloadsPage(QWidget):
         self._update_buttons()
 
     def start(self, request: DownloadRequest) -> DownloadItem:
-        item = self._desktop.downloads.submit(request)
+        item = self._desktop.services.downloads.submit(request)
         self._rows.append(item)
         self._add_row(item)
         self._desktop.bridge.watch(
@@ -165,7 +164,6 @@ class DownloadsPage(QWidget):
                     cell.setText(text)
                     if column in (3, 4):
                         cell.setToolTip("measured over the last few seconds")
-            self.progress_shown.emit(item.item_id, progress.bytes_done)
         if not active:
             self._timer.stop()
         self._update_buttons()
@@ -200,14 +198,14 @@ class DownloadsPage(QWidget):
     def _on_pause_button_clicked(self) -> None:
         item = self.selected()
         if item is not None:
-            self._desktop.downloads.pause(item)
+            self._desktop.services.downloads.pause(item)
             self._timer.start()
 
     def _on_resume_button_clicked(self) -> None:
         item = self.selected()
         if item is not None:
             try:
-                self._desktop.downloads.resume(item)
+                self._desktop.services.downloads.resume(item)
             except AppError as exc:
                 show_error(self, exc)
             self._timer.start()
@@ -215,7 +213,7 @@ class DownloadsPage(QWidget):
     def _on_cancel_button_clicked(self) -> None:
         item = self.selected()
         if item is not None:
-            self._desktop.downloads.cancel(item)
+            self._desktop.services.downloads.cancel(item)
             self._timer.start()
 
     def shutdown(self) -> None:

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.hardware.description import as_rich_text
 from app.core.hardware.nvidia import GpuLiveSample, GpuMonitor, NvmlLoader, import_pynvml
 from app.core.hardware.profile import HardwareProfile
 from app.core.hardware.profiles import list_profiles
@@ -25,47 +26,6 @@ from app.gui.errors import show_error
 
 LIVE_MS = 1000
 THIS_MACHINE = "This machine (detected)"
-
-
-def describe(profile: HardwareProfile) -> str:
-    """A profile as rich text: every figure with where it comes from."""
-    cpu = profile.cpu
-    cores = f"{cpu.physical_cores or '?'} cores / {cpu.logical_cores or '?'} threads"
-    simd = ", ".join(cpu.simd) if cpu.simd else "none detected"
-    lines = [
-        f"<b>CPU</b>: {html.escape(cpu.brand)} ({cpu.arch or '?'}), {cores}; SIMD: {simd}",
-        f"<b>RAM</b>: {format_size(profile.ram_total_bytes)}"
-        + (
-            f", memory bandwidth {profile.ram_bandwidth_gbs:g} GB/s "
-            f"({html.escape(profile.ram_bandwidth_source or 'source unknown')})"
-            if profile.ram_bandwidth_gbs
-            else ""
-        ),
-    ]
-    if not profile.gpus:
-        lines.append("<b>GPU</b>: none found")
-    for gpu in profile.gpus:
-        usable = (
-            "usable by this llama.cpp build"
-            if gpu.usable_by_build
-            else (f"not usable: {html.escape(gpu.unusable_reason or 'no matching backend')}")
-        )
-        bandwidth = f", {gpu.memory_bandwidth_gbs:g} GB/s" if gpu.memory_bandwidth_gbs else ""
-        lines.append(
-            f"<b>GPU {gpu.index}</b>: {html.escape(gpu.name)}, "
-            f"{format_size(gpu.memory_total_bytes)}{bandwidth} ({gpu.backend or 'no backend'}, "
-            f"{usable})"
-        )
-    lines.append(f"<b>llama.cpp backends</b>: {', '.join(profile.backends)}"
-                 + (f" (llama-cpp-python {profile.llama_cpp_version})"
-                    if profile.llama_cpp_version else ""))  # fmt: skip
-    if profile.disk_free_bytes is not None:
-        lines.append(f"<b>Free disk for models</b>: {format_size(profile.disk_free_bytes)}")
-    for part in profile.absent:
-        lines.append(f"<i>{html.escape(part.part)} not read: {html.escape(part.reason)}</i>")
-    for source in profile.sources:
-        lines.append(f"<small>source: {html.escape(source)}</small>")
-    return "<br>".join(lines)
 
 
 def _gpu_line(sample: GpuLiveSample) -> str:
@@ -160,10 +120,9 @@ class HardwarePage(QWidget):
             self._show(profile)
 
     def _show(self, profile: HardwareProfile) -> None:
-        origin = {"detected": "detected on this machine", "builtin": "built-in planning profile",
-                  "user": "your planning profile"}[profile.source]  # fmt: skip
+        models_dir = self._desktop.services.paths.models_dir
         self.details.setText(
-            f"<i>{html.escape(profile.name)}: {origin}</i><br><br>" + describe(profile)
+            as_rich_text(profile, models_dir if profile.source == "detected" else None)
         )
         self.profile_shown.emit(profile.name)
 

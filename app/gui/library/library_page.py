@@ -40,7 +40,6 @@ COLUMNS = ("Model", "Quant", "Size", "From", "Location")
 
 
 class LibraryPage(QWidget):
-    models_listed = Signal(int)
     load_dialog_opened = Signal(object)  # LoadDialog
 
     def __init__(self, desktop: Desktop, parent: QWidget | None = None) -> None:
@@ -142,7 +141,6 @@ class LibraryPage(QWidget):
         if models and not self.table.selectedItems():
             self.table.selectRow(0)
         self._update_buttons()
-        self.models_listed.emit(len(models))
 
     def _on_models_failed(self, exc: BaseException) -> None:
         self.refresh_button.setEnabled(True)

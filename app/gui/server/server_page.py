@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import ConfigError, SecretsUnavailable
 from app.core.server.app import ServerConfig
+from app.core.server.client_snippets import Endpoint, snippets
 from app.core.server.port import offer_port
 from app.core.server.request_log import RequestLog, RequestRecord
 from app.core.server.runner import ServerRunner
@@ -40,7 +41,6 @@ from app.core.storage.secrets import delete_secret, read_secret, save_secret
 from app.gui.desktop import Desktop
 from app.gui.errors import show_error
 from app.gui.model_loader import LoadedModel
-from app.gui.server.client_snippets import Endpoint, snippets
 
 LOG_COLUMNS = ("Time", "Client", "Request", "Model", "Tokens in / out", "Duration", "Status")
 MAX_ROWS = 500

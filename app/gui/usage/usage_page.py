@@ -8,12 +8,13 @@ says "not measured" otherwise, never guessed.
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -32,12 +33,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.errors import AppError
+from app.core.errors import AppError, StorageError
 from app.core.usage.breakeven import break_even
 from app.core.usage.counts import UsageTotals
 from app.core.usage.ledger import UsageEvent, UsageLedger
 from app.core.usage.preferences import UsagePreferences, UsagePreferencesStore
-from app.core.usage.pricing import PriceTable, load_shipped, shipped_pricing_path
+from app.core.usage.pricing import PriceTable
 from app.core.usage.report import UsageReport, build_report
 from app.gui.bridge import UsageRelay
 from app.gui.desktop import Desktop
@@ -45,6 +46,9 @@ from app.gui.errors import show_error
 from app.gui.status_bar import local_midnight
 from app.gui.usage.bar_chart import DayBarChart
 
+log = logging.getLogger(__name__)
+
+SAVE_DELAY_MS = 600
 RANGES = {"Today": 0, "Last 7 days": 7, "Last 30 days": 30, "All time": None}
 CSV_HEADER = (
     "started_at", "ended_at", "source", "client", "model", "prompt_tokens",
@@ -86,15 +90,19 @@ class UsagePage(QWidget):
         self.setObjectName("usagePage")
         self._desktop = desktop
         self._ledger = desktop.services.ledger
-        self._store = UsagePreferencesStore.at(desktop.services.paths)
+        self._store = desktop.services.usage_preferences
         self._preferences = self._store.load()
         self._report: UsageReport | None = None
         try:
-            self._table: PriceTable | None = self._preferences.price_table(
-                load_shipped(shipped_pricing_path())
-            )
+            self._table: PriceTable | None = self._preferences.price_table()
         except AppError:
             self._table = None
+        # Arrow keys step the spin boxes many times a second: write once the user pauses.
+        self._save_timer = QTimer(self)
+        self._save_timer.setSingleShot(True)
+        self._save_timer.setInterval(SAVE_DELAY_MS)
+        self._save_timer.timeout.connect(self._on_save_timer_timeout)
+        self._saving = False
 
         self.range = QComboBox()
         self.range.addItems(list(RANGES))
@@ -270,11 +278,35 @@ class UsagePage(QWidget):
 
     def _on_costs_changed(self, _value: float) -> None:
         self._preferences = self._current_preferences()
-        try:
-            self._store.save(self._preferences)
-        except OSError as exc:
-            show_error(self, AppError(f"cannot save the usage settings: {exc}"))
+        self._save_timer.start()
         self._show_break_even()
+
+    def _on_save_timer_timeout(self) -> None:
+        if self._saving:  # one write at a time, so an older one never lands last
+            self._save_timer.start()
+            return
+        self._saving = True
+        preferences, store = self._preferences, self._store
+        self._desktop.bridge.run(
+            lambda: _save(store, preferences), self._on_saved, self._on_save_failed, owner=self
+        )
+
+    def _on_saved(self, _none: None) -> None:
+        self._saving = False
+
+    def _on_save_failed(self, exc: BaseException) -> None:
+        self._saving = False
+        show_error(self, exc)
+
+    def save_pending(self) -> None:
+        """Write what the user changed and the timer has not saved yet (at quit)."""
+        if not self._save_timer.isActive():
+            return
+        self._save_timer.stop()
+        try:
+            _save(self._store, self._preferences)
+        except StorageError as exc:
+            log.warning("%s", exc.user_message)
 
     def _show_break_even(self) -> None:
         report = self._report
@@ -325,11 +357,19 @@ class UsagePage(QWidget):
         show_error(self, exc)
 
     def shutdown(self) -> None:
+        self.save_pending()
         self._relay.close()
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
         self.refresh()
+
+
+def _save(store: UsagePreferencesStore, preferences: UsagePreferences) -> None:
+    try:
+        store.save(preferences)
+    except OSError as exc:
+        raise StorageError(f"cannot save the usage settings in {store.path}: {exc}") from exc
 
 
 def _days(

@@ -7,7 +7,7 @@ import ollama
 import openai
 import pytest
 
-from app.core.usage.clients import client_for_request, client_from_user_agent
+from app.core.usage.clients import client_from_user_agent
 
 
 def test_the_real_sdks_are_recognised_by_the_agent_they_send() -> None:
@@ -42,9 +42,3 @@ def test_the_real_sdks_are_recognised_by_the_agent_they_send() -> None:
 )
 def test_agent_families(agent: str | None, family: str) -> None:
     assert client_from_user_agent(agent) == family
-
-
-def test_an_api_key_name_wins_over_the_agent() -> None:
-    assert client_for_request("laptop-continue", "OpenAI/Python 1.40.0") == "laptop-continue"
-    assert client_for_request("  ", "OpenAI/Python 1.40.0") == "openai-python"
-    assert client_for_request(None, None) == "unknown"

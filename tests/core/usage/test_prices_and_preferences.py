@@ -151,3 +151,23 @@ def test_a_corrupt_preferences_file_means_defaults_and_is_kept_aside(content: st
 
     assert store.load() == UsagePreferences()
     assert store.path.with_name("usage.json.corrupt").read_text() == content
+
+
+def test_the_price_table_every_page_and_command_uses_is_the_shipped_one_with_your_prices() -> None:
+    shipped = load_shipped(shipped_pricing_path())
+    first = shipped.default_baselines[0]
+    preferences = UsagePreferences(prices={first: PriceOverride(output=Decimal("99"))})
+    table = preferences.price_table()
+    assert table.get(first).output == Decimal(99)
+    assert table.get(first).origin == "edited"
+    assert set(table.prices) == set(shipped.prices)
+
+
+def test_baselines_are_the_ones_asked_for_else_yours_else_the_tables() -> None:
+    table = load_shipped(shipped_pricing_path())
+    ids = list(table.prices)
+    mine = UsagePreferences(baselines=[ids[-1]])
+    assert [p.id for p in mine.baselines_in(table)] == [ids[-1]]
+    assert [p.id for p in mine.baselines_in(table, [ids[0]])] == [ids[0]]
+    defaults = [p.id for p in UsagePreferences().baselines_in(table)]
+    assert defaults == list(table.default_baselines)

@@ -1,8 +1,8 @@
 """Ready-to-paste settings for the coding tools that talk to a local endpoint (Qt-free text).
 
-Each snippet follows the tool's own documented configuration format: the
-OpenAI dialect under ``/v1`` for most tools, the Ollama dialect for Copilot Chat and JetBrains,
-which discover models through ``/api/tags`` and ``/api/show``.
+Each snippet follows the tool's own documented configuration format: the OpenAI dialect under
+``/v1`` for most tools, the Ollama dialect for Copilot Chat and JetBrains, which discover models
+through ``/api/tags`` and ``/api/show``.
 """
 
 from __future__ import annotations

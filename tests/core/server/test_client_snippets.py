@@ -1,0 +1,41 @@
+"""The ready-to-paste client settings name the endpoint, the model and a key every client accepts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.core.server.client_snippets import PLACEHOLDER_KEY, Endpoint, snippets
+
+LOOPBACK = Endpoint("http://127.0.0.1:8080", "qwen3-4b", None, 8192)
+
+
+def _json_part(text: str) -> object:
+    return json.loads("\n".join(line for line in text.splitlines() if not line.startswith("//")))
+
+
+def test_every_snippet_points_at_the_endpoint_and_names_the_model() -> None:
+    for snippet in snippets(LOOPBACK):
+        assert LOOPBACK.base_url in snippet.text, snippet.client
+        assert snippet.where
+        if snippet.client != "Open WebUI":  # it lists the models from /v1/models itself
+            assert LOOPBACK.model in snippet.text, snippet.client
+
+
+@pytest.mark.parametrize("client", ["Zed", "Copilot"])
+def test_json_snippets_parse_as_json(client: str) -> None:
+    (snippet,) = [s for s in snippets(LOOPBACK) if s.client == client]
+    assert isinstance(_json_part(snippet.text), dict)
+
+
+def test_without_a_key_the_placeholder_is_offered_and_with_one_the_key() -> None:
+    aider = {s.client: s for s in snippets(LOOPBACK)}["Aider"]
+    assert f"OPENAI_API_KEY={PLACEHOLDER_KEY}" in aider.text
+    keyed = Endpoint("http://192.168.1.5:8080", "qwen3-4b", "sekrit", 8192)
+    assert "OPENAI_API_KEY=sekrit" in {s.client: s for s in snippets(keyed)}["Aider"].text
+
+
+def test_open_webui_in_docker_reaches_the_host_not_its_own_loopback() -> None:
+    webui = {s.client: s for s in snippets(LOOPBACK)}["Open WebUI"]
+    assert "http://host.docker.internal:8080/v1" in webui.text

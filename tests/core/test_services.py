@@ -1,0 +1,68 @@
+"""AppServices builds every stateful service, each once and only when asked, and closes them all."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from app.core.errors import Cancelled
+from app.core.services import AppServices
+
+
+def _threads(prefix: str) -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith(prefix) and t.is_alive()]
+
+
+def test_listing_the_library_starts_no_engine_and_opens_no_database() -> None:
+    with AppServices.create() as services:
+        services.library.models()
+        assert not _threads("engine")
+        assert not _threads("download-")
+        assert not services.paths.database_file.exists()
+
+
+def test_a_part_asked_for_from_many_threads_is_built_once() -> None:
+    with AppServices.create() as services, ThreadPoolExecutor(8) as pool:
+        engines = set(pool.map(lambda _i: id(services.engine), range(32)))
+        assert len(engines) == 1
+        assert _threads("engine") == ["engine"]
+
+
+def test_close_joins_every_thread_it_started_and_may_run_twice() -> None:
+    services = AppServices.create()
+    services.engine.model  # noqa: B018
+    services.downloads.items()
+    services.open_stores()
+    services.close()
+    services.close()
+    assert not _threads("engine")
+    assert not _threads("download-")
+
+
+def test_after_close_nothing_is_built_again() -> None:
+    services = AppServices.create()
+    services.close()
+    with pytest.raises(Cancelled):
+        services.engine  # noqa: B018
+    assert not _threads("engine")
+
+
+def test_the_server_gets_the_engine_and_the_request_log(tiny_model: Path) -> None:
+    import httpx
+
+    from app.core.load_options import LoadOptions
+    from app.core.server.app import ServerConfig
+
+    with AppServices.create() as services:
+        services.engine.load(LoadOptions(model_path=tiny_model, n_ctx=256)).result()
+        logged = threading.Event()
+        services.request_log.subscribe(lambda _record: logged.set())
+        runner = services.start_server(ServerConfig(port=0))
+        health = httpx.get(f"{runner.url}/health", timeout=10).json()
+        assert health["model"] == "tiny-chatml"
+        assert logged.wait(10)
+        assert [r.path for r in services.request_log.records()] == ["/health"]
+    assert not _threads("http-server")
