@@ -21,7 +21,9 @@ from app.core.catalog.recommend import Goal, Variant, Verdict, recommend
 from app.core.catalog.remote_gguf import variants_for_repo as remote_variants_for_repo
 from app.core.errors import ConfigError, HubOffline, InvalidModelFile, UnknownModel
 from app.core.hardware.profile import HardwareProfile
+from app.core.library.library import ModelLibrary
 from app.core.load_options import KV_CACHE_TYPES
+from app.core.services import AppServices
 from app.core.sizes import format_size
 from app.core.storage.paths import AppPaths
 
@@ -76,7 +78,7 @@ def variants_for_file(path: Path) -> tuple[str, list[Variant]]:
     return file.name, [file.variant]
 
 
-def resolve_model(model: str) -> tuple[str, list[Variant]]:
+def resolve_model(model: str, library: ModelLibrary) -> tuple[str, list[Variant]]:
     path = Path(model).expanduser()
     if path.exists():
         if path.is_dir():
@@ -87,7 +89,7 @@ def resolve_model(model: str) -> tuple[str, list[Variant]]:
     entry = find_entry(model, load_catalog())
     if entry is not None:
         return entry.name, catalog_variants(entry)
-    library_path = _library_file(model)
+    library_path = _library_file(model, library)
     if library_path is not None:
         return variants_for_file(library_path)
     if _REPO_RE.match(model):
@@ -95,44 +97,33 @@ def resolve_model(model: str) -> tuple[str, list[Variant]]:
     raise UnknownModel(f"{model!r} is not a GGUF file, a catalog model or a Hub repo id")
 
 
-def _library_file(name: str) -> Path | None:
+def _library_file(name: str, library: ModelLibrary) -> Path | None:
     """A model in Homefire's library (its downloads, the starter model, other tools')."""
-    from app.core.services import AppServices
-
-    with AppServices.create() as services:
-        try:
-            return services.library.local_path(services.library.resolve(name))
-        except UnknownModel:
-            return None
+    try:
+        return library.local_path(library.resolve(name))
+    except UnknownModel:
+        return None
 
 
-def calibration_here() -> FitCalibration | None:
-    """This machine's load measurements, when Homefire has loaded anything here."""
-    database = AppPaths.from_env().database_file
-    return FitCalibration(database) if database.exists() else None
-
-
-def machine_profile(name: str | None) -> HardwareProfile:
+def machine_profile(name: str | None, paths: AppPaths) -> HardwareProfile:
     from app.core.hardware.detect import detect
     from app.core.hardware.profiles import get_profile
 
-    paths = AppPaths.from_env()
     return get_profile(name, paths) if name else detect(paths=paths)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.ctx < 1:
         raise ConfigError("--ctx must be a positive number of tokens")
-    title, variants = resolve_model(args.model)
-    profile = machine_profile(args.profile)
-    goal: Goal = args.goal
-    calibration = None if args.profile else calibration_here()
-    try:
+    with AppServices.create() as services:
+        title, variants = resolve_model(args.model, services.library)
+        profile = machine_profile(args.profile, services.paths)
+        # Only this machine's own loads correct its estimates; planning never creates the database.
+        here = not args.profile and services.paths.database_file.exists()
+        calibration = services.fit_feedback.calibration if here else None
         correction = calibration.correction() if calibration else None
         measured = _measured_here(calibration, variants)
-    finally:
-        if calibration:
-            calibration.close()
+    goal: Goal = args.goal
     verdicts = recommend(profile, variants, args.ctx, goal, args.kv_cache_type, correction)
     if args.json:
         report = to_json(title, profile, args, verdicts)

@@ -58,10 +58,8 @@ class Desktop:
 def gui_settings(services: AppServices) -> QSettings:
     """Window geometry and the last page: an INI file in Homefire's config folder (QSettings).
 
-    Only what Qt itself saves and restores lives here; everything Homefire validates is in the
-    core settings.
-
-    Kept under HOMEFIRE_HOME like every other file, so tests never touch the user's settings.
+    Only what Qt saves and restores itself lives here; what Homefire validates is in the core
+    settings. Kept under HOMEFIRE_HOME like every other file, so tests never touch the user's.
     """
     path = services.paths.config_dir / "desktop.ini"
     return QSettings(str(path), QSettings.Format.IniFormat)
