@@ -16,6 +16,7 @@ from typing import Any
 from app.core.catalog.calibration import FitCalibration, LoadMeasurement
 from app.core.catalog.catalog import catalog_variants, find_entry, load_catalog
 from app.core.catalog.estimator import HEADER_BASIS
+from app.core.catalog.hub import HubClient
 from app.core.catalog.load_plan import variant_for_file
 from app.core.catalog.recommend import Goal, Variant, Verdict, recommend
 from app.core.catalog.remote_gguf import variants_for_repo as remote_variants_for_repo
@@ -58,14 +59,14 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def variants_for_repo(repo_id: str) -> list[Variant]:
+def variants_for_repo(repo_id: str, hub: HubClient) -> list[Variant]:
     """A Hub repo's variants: from the catalog when it knows the repo (no network), else from
     each variant's GGUF header read over HTTP Range requests (no weights downloaded)."""
     entry = find_entry(repo_id, load_catalog())
     if entry is not None:
         return catalog_variants(entry)
     try:
-        return remote_variants_for_repo(repo_id)
+        return remote_variants_for_repo(repo_id, hub)
     except HubOffline as exc:
         raise HubOffline(
             f"cannot plan for {repo_id}: it is not in the catalog and the Hub cannot be read "
@@ -78,7 +79,7 @@ def variants_for_file(path: Path) -> tuple[str, list[Variant]]:
     return file.name, [file.variant]
 
 
-def resolve_model(model: str, library: ModelLibrary) -> tuple[str, list[Variant]]:
+def resolve_model(model: str, services: AppServices) -> tuple[str, list[Variant]]:
     path = Path(model).expanduser()
     if path.exists():
         if path.is_dir():
@@ -89,11 +90,11 @@ def resolve_model(model: str, library: ModelLibrary) -> tuple[str, list[Variant]
     entry = find_entry(model, load_catalog())
     if entry is not None:
         return entry.name, catalog_variants(entry)
-    library_path = _library_file(model, library)
+    library_path = _library_file(model, services.library)
     if library_path is not None:
         return variants_for_file(library_path)
     if _REPO_RE.match(model):
-        return model, variants_for_repo(model)
+        return model, variants_for_repo(model, services.hub)
     raise UnknownModel(f"{model!r} is not a GGUF file, a catalog model or a Hub repo id")
 
 
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if args.ctx < 1:
         raise ConfigError("--ctx must be a positive number of tokens")
     with AppServices.create() as services:
-        title, variants = resolve_model(args.model, services.library)
+        title, variants = resolve_model(args.model, services)
         profile = machine_profile(args.profile, services.paths)
         # Only this machine's own loads correct its estimates; planning never creates the database.
         here = not args.profile and services.paths.database_file.exists()

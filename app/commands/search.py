@@ -10,8 +10,9 @@ import json
 from typing import Any
 
 from app.core.catalog.catalog import CatalogEntry, load_catalog
-from app.core.catalog.hub import HubClient, HubRepo
+from app.core.catalog.hub import HubRepo
 from app.core.errors import HubError
+from app.core.services import AppServices
 
 
 def register(subparsers: Any) -> None:
@@ -33,7 +34,8 @@ def run(args: argparse.Namespace) -> int:
     curated = curated_matches(args.query, load_catalog())
     hub_error: HubError | None = None
     try:
-        repos = HubClient.from_env().search(args.query, sort=args.sort, limit=max(1, args.limit))
+        with AppServices.create() as services:
+            repos = services.hub.search(args.query, sort=args.sort, limit=max(1, args.limit))
     except HubError as exc:
         if not curated:
             raise

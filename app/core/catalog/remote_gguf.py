@@ -140,9 +140,8 @@ def remote_sources(hub: HubClient, client: httpx.Client, variant: HubVariant) ->
     ]
 
 
-def variants_for_repo(repo_id: str, hub: HubClient | None = None) -> list[Variant]:
+def variants_for_repo(repo_id: str, hub: HubClient) -> list[Variant]:
     """Every complete GGUF variant of a Hub repo with the facts its header gives, for ``fit``."""
-    hub = hub or HubClient.from_env()
     variants = [v for v in hub.variants(repo_id) if v.complete]
     if not variants:
         raise RepoNotFound(f"{repo_id} has no GGUF files")
