@@ -84,12 +84,6 @@ class ModelFacts:
     tied_output_bytes: int = 0
 
     @property
-    def weight_bytes(self) -> int:
-        """Bytes of the file's tensors."""
-        body = sum(self.layer_bytes) + sum(self.layer_expert_bytes)
-        return self.input_bytes + self.output_bytes + body
-
-    @property
     def is_moe(self) -> bool:
         return self.n_expert > 0 and any(self.layer_expert_bytes)
 
