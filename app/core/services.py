@@ -130,10 +130,17 @@ class AppServices:
         return Engine(max_pending=self.settings.engine.max_pending, observers=observers)
 
     def open_stores(self) -> None:
-        """Open the databases now, so a broken one stops start-up with its message."""
-        self.ledger  # noqa: B018 (opening is the point)
-        self.fit_feedback  # noqa: B018
-        self.chats  # noqa: B018
+        """Open the databases now, so a broken one stops start-up with its message.
+
+        On failure what did open is closed again before the error propagates.
+        """
+        try:
+            self.ledger  # noqa: B018 (opening is the point)
+            self.fit_feedback  # noqa: B018
+            self.chats  # noqa: B018
+        except BaseException:
+            self.close()
+            raise
 
     # -- workflows -------------------------------------------------------------------------------
 

@@ -45,13 +45,10 @@ def run_desktop(args: argparse.Namespace) -> int:
     app.setWindowIcon(icon("homefire"))
     theme = Theme(app)
     sys.excepthook = excepthook_for(str(log_path))  # type: ignore[assignment]
-    services = None
     try:
         services = AppServices.create(paths)
         services.open_stores()
     except AppError as exc:
-        if services is not None:
-            services.close()
         QMessageBox.critical(None, "Homefire cannot start", user_message(exc))
         return 1
     desktop = Desktop.create(services, app)

@@ -66,3 +66,20 @@ def test_the_server_gets_the_engine_and_the_request_log(tiny_model: Path) -> Non
         assert logged.wait(10)
         assert [r.path for r in services.request_log.records()] == ["/health"]
     assert not _threads("http-server")
+
+
+def test_a_database_from_a_newer_homefire_stops_start_up_and_closes_what_opened() -> None:
+    import sqlite3
+
+    from app.core.errors import StorageError
+
+    with AppServices.create() as first:
+        first.open_stores()
+        database = first.paths.database_file
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE schema_versions SET version = 999 WHERE component = 'chats'")
+    services = AppServices.create()
+    with pytest.raises(StorageError, match="newer Homefire"):
+        services.open_stores()
+    with pytest.raises(Cancelled):  # the ledger opened before the chats failed, and is closed
+        services.ledger  # noqa: B018
