@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -11,46 +12,59 @@ import pytest
 from app.core.errors import Cancelled
 from app.core.services import AppServices
 
-
-def _threads(prefix: str) -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith(prefix) and t.is_alive()]
+Started = Callable[[str], list[str]]
 
 
-def test_listing_the_library_starts_no_engine_and_opens_no_database() -> None:
+@pytest.fixture
+def started() -> Started:
+    """The alive threads named ``prefix...`` this test started (others may still be ending)."""
+    before = set(threading.enumerate())
+
+    def named(prefix: str) -> list[str]:
+        return [
+            t.name
+            for t in threading.enumerate()
+            if t not in before and t.name.startswith(prefix) and t.is_alive()
+        ]
+
+    return named
+
+
+def test_listing_the_library_starts_no_engine_and_opens_no_database(started: Started) -> None:
     with AppServices.create() as services:
         services.library.models()
-        assert not _threads("engine")
-        assert not _threads("download-")
+        assert not started("engine")
+        assert not started("download-")
         assert not services.paths.database_file.exists()
 
 
-def test_a_part_asked_for_from_many_threads_is_built_once() -> None:
+def test_a_part_asked_for_from_many_threads_is_built_once(started: Started) -> None:
     with AppServices.create() as services, ThreadPoolExecutor(8) as pool:
         engines = set(pool.map(lambda _i: id(services.engine), range(32)))
         assert len(engines) == 1
-        assert _threads("engine") == ["engine"]
+        assert started("engine") == ["engine"]
 
 
-def test_close_joins_every_thread_it_started_and_may_run_twice() -> None:
+def test_close_joins_every_thread_it_started_and_may_run_twice(started: Started) -> None:
     services = AppServices.create()
     services.engine.model  # noqa: B018
     services.downloads.items()
     services.open_stores()
     services.close()
     services.close()
-    assert not _threads("engine")
-    assert not _threads("download-")
+    assert not started("engine")
+    assert not started("download-")
 
 
-def test_after_close_nothing_is_built_again() -> None:
+def test_after_close_nothing_is_built_again(started: Started) -> None:
     services = AppServices.create()
     services.close()
     with pytest.raises(Cancelled):
         services.engine  # noqa: B018
-    assert not _threads("engine")
+    assert not started("engine")
 
 
-def test_the_server_gets_the_engine_and_the_request_log(tiny_model: Path) -> None:
+def test_the_server_gets_the_engine_and_the_request_log(tiny_model: Path, started: Started) -> None:
     import httpx
 
     from app.core.load_options import LoadOptions
@@ -65,7 +79,7 @@ def test_the_server_gets_the_engine_and_the_request_log(tiny_model: Path) -> Non
         assert health["model"] == "tiny-chatml"
         assert logged.wait(10)
         assert [r.path for r in services.request_log.records()] == ["/health"]
-    assert not _threads("http-server")
+    assert not started("http-server")
 
 
 def test_a_database_from_a_newer_homefire_stops_start_up_and_closes_what_opened() -> None:
