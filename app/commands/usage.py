@@ -12,6 +12,7 @@ from decimal import Decimal, InvalidOperation
 from app.core.errors import ConfigError
 from app.core.services import AppServices
 from app.core.usage.counts import UsageTotals
+from app.core.usage.dollars import format_dollars
 from app.core.usage.report import UsageReport, build_report, to_json
 
 
@@ -145,7 +146,7 @@ def _savings_lines(report: UsageReport) -> list[str]:
         price = s.price
         dated = f"prices of {price.as_of.isoformat()}" if price.as_of else "undated prices"
         origin = {"edited": ", your edit", "user": ", your entry"}.get(price.origin, "")
-        lines.append(f"  {price.name:<22} {_dollars(s.cost_avoided):>12}  ({dated}{origin})")
+        lines.append(f"  {price.name:<22} {format_dollars(s.cost_avoided):>12}  ({dated}{origin})")
     lines.append("")
     if report.totals.generations == 0:
         lines.append("Electricity: nothing generated in this range")
@@ -161,7 +162,7 @@ def _savings_lines(report: UsageReport) -> list[str]:
         cost = (
             "set a price per kWh (--kwh-price) for its cost"
             if e.cost is None
-            else f"{_dollars(e.cost)} at ${e.price_per_kwh}/kWh"
+            else f"{format_dollars(e.cost)} at ${e.price_per_kwh}/kWh"
         )
         lines.append(f"Electricity: {e.measured_kwh.normalize():f} kWh measured{share}, {cost}")
     lines.append("Net savings (cost avoided − electricity)")
@@ -179,8 +180,8 @@ def _net_text(net_measured: Decimal | None, unmeasured: Decimal, status: str) ->
     if net_measured is None:
         return "needs a price per kWh (--kwh-price)"
     if status == "measured":
-        return _dollars(net_measured)
-    return f"{_dollars(net_measured)} on the measured share; not measured for {_dollars(unmeasured)} of cost avoided"
+        return format_dollars(net_measured)
+    return f"{format_dollars(net_measured)} on the measured share; not measured for {format_dollars(unmeasured)} of cost avoided"
 
 
 def _breakdown(title: str, groups: Mapping[str, UsageTotals], report: UsageReport) -> list[str]:
@@ -196,7 +197,7 @@ def _breakdown(title: str, groups: Mapping[str, UsageTotals], report: UsageRepor
         costs = report.cost_avoided(totals)
         lines.append(
             f"  {key:<{width}} {totals.generations:>11,} {totals.tokens.total:>12,}"
-            + "".join(f" {_dollars(costs[p.id]):>18}" for p in report.baselines)
+            + "".join(f" {format_dollars(costs[p.id]):>18}" for p in report.baselines)
         )
     lines.append("")
     return lines
@@ -208,7 +209,7 @@ def _break_even_lines(report: UsageReport) -> list[str]:
         lines.append("  hardware cost not set (--hardware-cost AMOUNT)")
         return lines
     lines.append(
-        f"  hardware {_dollars(report.hardware_cost)}; last 30 days: "
+        f"  hardware {format_dollars(report.hardware_cost)}; last 30 days: "
         f"{report.monthly.tokens.total:,} tokens in {report.monthly.generations:,} generations"
     )
     for be in report.break_even:
@@ -219,17 +220,7 @@ def _break_even_lines(report: UsageReport) -> list[str]:
             net = "never" if be.months_net is None else f"{be.months_net} months"
             net = f"net {net}"
         lines.append(
-            f"  {be.monthly.price.name:<22} {_dollars(be.monthly.cost_avoided)}/month avoided: "
+            f"  {be.monthly.price.name:<22} {format_dollars(be.monthly.cost_avoided)}/month avoided: "
             f"{gross} ignoring electricity, {net}"
         )
     return lines
-
-
-def _dollars(amount: Decimal) -> str:
-    """Display only (the JSON keeps exact values): cents from $1 up, more places below."""
-    size = abs(amount)
-    places = (
-        "0.01" if size >= 1 else "0.0001" if size >= Decimal("0.01") or not size else "0.000001"
-    )
-    sign = "-" if amount < 0 else ""
-    return f"{sign}${size.quantize(Decimal(places)):,}"

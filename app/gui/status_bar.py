@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime, time
-from decimal import Decimal
 
 import psutil
 from PySide6.QtCore import QTimer
@@ -12,6 +11,7 @@ from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 from app.core.errors import AppError
 from app.core.sizes import format_size
 from app.core.usage.counts import TokenCounts, UsageTotals
+from app.core.usage.dollars import format_dollars
 from app.core.usage.ledger import UsageEvent
 from app.core.usage.pricing import Price
 from app.core.usage.savings import cost_avoided
@@ -113,17 +113,13 @@ class StatusBar(QStatusBar):
         text = f"Today {tokens:,} tokens"
         if self._price is not None:
             dollars = cost_avoided(self._today, self._price)
-            text += f" · {_dollars(dollars)} avoided vs {self._price.name}"
+            text += f" · {format_dollars(dollars)} avoided vs {self._price.name}"
             self.usage.setToolTip(
                 "Tokens counted by the engine (measured); dollars avoided estimated at "
                 f"{self._price.name}'s list prices"
                 + (f" as of {self._price.as_of}" if self._price.as_of else "")
             )
         self.usage.setText(text)
-
-
-def _dollars(value: Decimal) -> str:
-    return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
 
 
 def _baseline_price(desktop: Desktop) -> Price | None:

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from app.core.errors import AppError, StorageError
 from app.core.usage.breakeven import break_even
 from app.core.usage.counts import UsageTotals
+from app.core.usage.dollars import format_dollars
 from app.core.usage.ledger import UsageEvent, UsageLedger
 from app.core.usage.preferences import UsagePreferences, UsagePreferencesStore
 from app.core.usage.pricing import PriceTable
@@ -61,9 +62,7 @@ CHART_SERIES = ("Tokens per day", "Dollars avoided per day")
 
 
 def money(value: Decimal | None) -> str:
-    if value is None:
-        return "–"
-    return f"${value:,.4f}" if abs(value) < 1 else f"${value:,.2f}"
+    return "–" if value is None else format_dollars(value)
 
 
 def export_csv(ledger: UsageLedger, path: Path, since: datetime | None) -> int:
