@@ -6,14 +6,14 @@ import argparse
 import json
 import sys
 from collections.abc import Mapping
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from app.core.errors import ConfigError
 from app.core.services import AppServices
 from app.core.usage.counts import UsageTotals
 from app.core.usage.dollars import format_dollars
-from app.core.usage.report import UsageReport, build_report, to_json
+from app.core.usage.report import UsageReport, build_report, local_day_start, to_json
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,7 +85,7 @@ def _day_start(text: str | None, option: str, *, next_day: bool = False) -> date
         raise ConfigError(f"{option} {text!r} is not a date; use YYYY-MM-DD") from None
     if next_day:
         day += timedelta(days=1)
-    return datetime.combine(day, time()).astimezone()
+    return local_day_start(day)
 
 
 def _money(text: str | None, option: str) -> Decimal | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import date, datetime
 
 import psutil
 from PySide6.QtCore import QTimer
@@ -14,16 +14,13 @@ from app.core.usage.counts import TokenCounts, UsageTotals
 from app.core.usage.dollars import format_dollars
 from app.core.usage.ledger import UsageEvent
 from app.core.usage.pricing import Price
+from app.core.usage.report import local_day_start
 from app.core.usage.savings import cost_avoided
 from app.gui.bridge import UsageRelay
 from app.gui.desktop import Desktop
 from app.gui.model_loader import LoadedModel
 
 MEMORY_REFRESH_MS = 2000
-
-
-def local_midnight() -> datetime:
-    return datetime.combine(datetime.now().date(), time()).astimezone()
 
 
 class StatusBar(QStatusBar):
@@ -53,7 +50,9 @@ class StatusBar(QStatusBar):
         self._relay.usage_recorded.connect(self._on_relay_usage_recorded)
         ledger = desktop.services.ledger
         desktop.bridge.run(
-            lambda: ledger.totals(since=local_midnight()), self._on_today_counted, owner=self
+            lambda: ledger.totals(since=local_day_start(date.today())),
+            self._on_today_counted,
+            owner=self,
         )
 
         loader = desktop.loader

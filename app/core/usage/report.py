@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,11 @@ from app.core.usage.pricing import Price, PriceTable
 from app.core.usage.savings import Electricity, Savings, cost_avoided, electricity, savings
 
 JSON_SCHEMA = 1
+
+
+def local_day_start(day: date) -> datetime:
+    """Local midnight starting ``day``: usage days are this machine's local days."""
+    return datetime.combine(day, time()).astimezone()
 
 
 @dataclass(frozen=True)

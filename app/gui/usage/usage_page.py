@@ -40,11 +40,10 @@ from app.core.usage.dollars import format_dollars
 from app.core.usage.ledger import UsageEvent, UsageLedger
 from app.core.usage.preferences import UsagePreferences, UsagePreferencesStore
 from app.core.usage.pricing import PriceTable
-from app.core.usage.report import UsageReport, build_report
+from app.core.usage.report import UsageReport, build_report, local_day_start
 from app.gui.bridge import UsageRelay
 from app.gui.desktop import Desktop
 from app.gui.errors import show_error
-from app.gui.status_bar import local_midnight
 from app.gui.usage.bar_chart import DayBarChart
 
 log = logging.getLogger(__name__)
@@ -185,7 +184,7 @@ class UsagePage(QWidget):
         days = RANGES[self.range.currentText()]
         if days is None:
             return None
-        return local_midnight() - timedelta(days=max(days - 1, 0))
+        return local_day_start(date.today() - timedelta(days=max(days - 1, 0)))
 
     def refresh(self) -> None:
         table = self._table
