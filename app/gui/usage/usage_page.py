@@ -7,7 +7,6 @@ says "not measured" otherwise, never guessed.
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
@@ -36,8 +35,9 @@ from PySide6.QtWidgets import (
 from app.core.errors import AppError, StorageError
 from app.core.usage.breakeven import break_even
 from app.core.usage.counts import UsageTotals
+from app.core.usage.csv_export import export_csv
 from app.core.usage.dollars import format_dollars
-from app.core.usage.ledger import UsageEvent, UsageLedger
+from app.core.usage.ledger import UsageEvent
 from app.core.usage.preferences import UsagePreferences, UsagePreferencesStore
 from app.core.usage.pricing import PriceTable
 from app.core.usage.report import UsageReport, build_report, local_day_start
@@ -50,34 +50,12 @@ log = logging.getLogger(__name__)
 
 SAVE_DELAY_MS = 600
 RANGES = {"Today": 0, "Last 7 days": 7, "Last 30 days": 30, "All time": None}
-CSV_HEADER = (
-    "started_at", "ended_at", "source", "client", "model", "prompt_tokens",
-    "cached_prompt_tokens", "completion_tokens", "prompt_seconds", "decode_seconds",
-    "energy_joules", "finish_reason",
-)  # fmt: skip
-
 
 CHART_SERIES = ("Tokens per day", "Dollars avoided per day")
 
 
 def money(value: Decimal | None) -> str:
     return "–" if value is None else format_dollars(value)
-
-
-def export_csv(ledger: UsageLedger, path: Path, since: datetime | None) -> int:
-    """Every generation in range as one CSV row; returns the number of rows."""
-    records = ledger.records(since=since)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(CSV_HEADER)
-        for r in records:
-            writer.writerow((
-                r.started_at.isoformat(), r.ended_at.isoformat() if r.ended_at else "",
-                r.source, r.client, r.model, r.tokens.prompt, r.tokens.cached_prompt,
-                r.tokens.completion, r.prompt_seconds or "", r.decode_seconds or "",
-                r.energy_joules if r.energy_joules is not None else "", r.finish_reason or "",
-            ))  # fmt: skip
-    return len(records)
 
 
 class UsagePage(QWidget):
