@@ -11,7 +11,6 @@ from app.core.engine.request import Role, Sampling
 # "streaming": a reply being written (checkpointed as it grows); "interrupted": the process died
 # while it streamed; "cancelled": the user pressed Stop; "error": the engine failed mid-way.
 MessageStatus = Literal["complete", "streaming", "cancelled", "interrupted", "error"]
-MESSAGE_STATUSES: tuple[str, ...] = ("complete", "streaming", "cancelled", "interrupted", "error")
 DEFAULT_TITLE = "New chat"
 TITLE_CHARS = 48
 
