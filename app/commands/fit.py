@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from app.core.catalog.calibration import FitCalibration, LoadMeasurement
 from app.core.catalog.catalog import catalog_variants, find_entry, load_catalog
-from app.core.catalog.estimator import HEADER_BASIS
+from app.core.catalog.estimator import HEADER_BASIS, parallel_cost_bytes
 from app.core.catalog.hub import HubClient
 from app.core.catalog.load_plan import variant_for_file
 from app.core.catalog.recommend import Goal, Variant, Verdict, recommend
@@ -29,6 +30,8 @@ from app.core.sizes import format_size
 from app.core.storage.paths import AppPaths
 
 JSON_SCHEMA = 1
+# Slots shown beside the recommendation: chat, an agent and autocomplete at once.
+FIT_PARALLEL = 4
 SPEED_BASIS = "estimated: bandwidth × efficiency ÷ weights read per token (short context)"
 QUALITY_BASIS = "KL-divergence vs FP16 measured on Llama-3-8B (llama.cpp); ranks quants"
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -216,6 +219,13 @@ def render_table(title: str, profile: HardwareProfile, n_ctx: int, verdicts: lis
         if pick
         else "nothing fits this machine"
     )
+    if pick and pick.estimate:
+        plan = replace(pick.estimate.plan, parallel=FIT_PARALLEL)
+        extra = parallel_cost_bytes(pick.variant.facts, plan)
+        lines.append(
+            f"  {FIT_PARALLEL} parallel: +{format_size(extra)} "
+            "(KV cache for requests served at once; `engine.parallel`)"
+        )
     bases = sorted({v.variant.size_basis for v in verdicts if not _estimated(v.variant)})
     if any(_estimated(v.variant) for v in verdicts):
         bases.append("~ = estimated from parameters × bits per weight")

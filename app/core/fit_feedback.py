@@ -93,6 +93,8 @@ class FitFeedback:
             load_id = self._load_id
         if result is None or load_id is None or result.completion_tokens < MIN_TOKENS_FOR_SPEED:
             return
+        if result.max_concurrent > 1:  # sharing its steps with others: not the model's own rate
+            return
         rate = result.decode_tokens_per_s
         if rate is not None:
             self._calibration.record_speed(load_id, rate, None)

@@ -31,3 +31,5 @@ class LoadOptions:
     tensor_overrides: tuple[tuple[str, str], ...] = ()
     model_id: str | None = None  # the name served to clients; the file stem when None
     seed: int | None = None
+    # Sequence slots decoded together (llama.cpp's --parallel); each holds n_ctx tokens.
+    parallel: int = 4

@@ -11,15 +11,20 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
+import psutil
+
 from app.core.catalog.calibration import FitCalibration
+from app.core.catalog.estimator import LoadPlan, ModelFacts, parallel_that_fits
+from app.core.catalog.gguf_header import read_local_model
 from app.core.catalog.hub import HubClient
 from app.core.chats.store import ChatStore
 from app.core.downloads.manager import DownloadManager
 from app.core.engine.engine import Engine, GenerationObserver
 from app.core.engine.result import ModelInfo
-from app.core.errors import Cancelled
+from app.core.errors import AppError, Cancelled
 from app.core.fit_feedback import FitFeedback
 from app.core.library.last_model import LastModelStore
 from app.core.library.model import LibraryModel
@@ -48,6 +53,8 @@ _CLOSE_ORDER = (
     "fit feedback",
     "chat store",
 )
+
+AUTO_PARALLEL_FALLBACK = 4
 
 
 class AppServices:
@@ -149,14 +156,17 @@ class AppServices:
 
         The file opened is the one the library prepares for ``model`` (the starter model's parts
         joined), which replaces ``options.model_path``; the settings' thread count applies
-        unless ``options`` name one.
+        unless ``options`` name one. The sequence slots are the settings' ``engine.parallel``,
+        else what the RAM available now holds.
         """
         path = self.library.local_path(model)
+        parallel = self.settings.engine.parallel or _auto_parallel(path, options)
         load = replace(
             options,
             model_path=path,
             n_threads=options.n_threads or self.settings.engine.n_threads,
             model_id=options.model_id or model.name,
+            parallel=parallel,
         )
         info = self.engine.load(load).result()
         self.fit_feedback.model_loaded(load, info)
@@ -195,6 +205,20 @@ class AppServices:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def _auto_parallel(path: Path, options: LoadOptions) -> int:
+    """Sequence slots for a load with no ``engine.parallel`` set: on the CPU as many (2..8) as
+    the RAM available now holds; with GPU layers (or a header the estimator cannot read)
+    llama-server's own default of 4."""
+    if options.n_gpu_layers != 0:
+        return AUTO_PARALLEL_FALLBACK
+    try:
+        facts = ModelFacts.from_header(read_local_model(path))
+    except AppError:
+        return AUTO_PARALLEL_FALLBACK
+    plan = LoadPlan.from_options(replace(options, model_path=path), gpu_backend=None)
+    return parallel_that_fits(facts, plan, psutil.virtual_memory().available)
 
 
 def _nvml() -> Any | None:

@@ -68,6 +68,7 @@ def test_the_load_dialog_estimate_follows_the_choices_and_loads(
     assert after.ram_bytes < before  # a smaller context needs a smaller KV cache
     assert "RAM:" in dialog.estimate_label.text()
     assert "estimated" in dialog.estimate_label.text()
+    assert "4 parallel: +" in dialog.estimate_label.text()
 
     dialog.kv_cache_type.setCurrentText("q8_0")  # a quantized KV cache needs flash attention
     assert dialog.flash.isChecked()

@@ -92,3 +92,39 @@ def test_ollamas_port_is_offered_until_the_user_picks_one(qtbot: QtBot, desktop:
     qtbot.addWidget(chosen)
     assert chosen.port.value() == 9000
     chosen.shutdown()
+
+
+def test_the_page_shows_busy_slots_and_waiting_requests(
+    qtbot: QtBot, window: MainWindow, load_model: LoadModel, tiny_model: Path
+) -> None:
+    import threading
+
+    from app.core.engine.request import GenerationRequest
+
+    page = window.server
+    assert "no model loaded" in page.slots.text()
+    load_model(tiny_model)
+    engine = window.desktop.services.engine
+    slots = engine.slot_usage.slots
+    assert slots >= 2
+    release = threading.Event()
+    entered = threading.Event()
+
+    def hold(_text: str) -> None:
+        entered.set()
+        release.wait(20)
+
+    # The held stream keeps the engine thread in its callback: later requests wait in the queue.
+    held = engine.generate(GenerationRequest(prompt="Hello", max_tokens=3), on_chunk=hold)
+    assert entered.wait(20)
+    waiting = [engine.generate(GenerationRequest(prompt="Hi", max_tokens=2)) for _ in range(2)]
+    try:
+        qtbot.waitUntil(
+            lambda: f"1 of {slots} slots busy, 2 waiting" in page.slots.text(), timeout=5_000
+        )
+    finally:
+        release.set()
+    held.result(20)
+    for future in waiting:
+        future.result(20)
+    qtbot.waitUntil(lambda: f"0 of {slots} slots busy" in page.slots.text(), timeout=5_000)

@@ -147,7 +147,7 @@ def test_a_full_queue_answers_503_with_retry_after(
     SettingsStore(AppPaths.from_env().settings_file).save(settings)
     services = serve(starter_model, n_ctx=1024)
     url = base_url(services)
-    busy = 2
+    busy = services.engine.slot_usage.slots + 2  # every slot taken and two waiting
     body = {"prompt": "Once upon a time", "max_tokens": 400}
     with httpx.Client(timeout=120) as http, ThreadPoolExecutor(busy) as pool:
         holders = [pool.submit(http.post, f"{url}/v1/completions", json=body) for _ in range(busy)]

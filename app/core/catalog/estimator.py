@@ -162,6 +162,8 @@ class LoadPlan:
     n_ubatch: int = 512
     swa_full: bool = True  # llama-cpp-python's default
     cpu_repack: bool = True  # x86 AVX2 / ARM builds repack Q4 weights that stay on the CPU
+    # Sequence slots; the engine's one KV cache holds parallel × n_ctx cells.
+    parallel: int = 1
 
     @classmethod
     def from_options(cls, options: LoadOptions, gpu_backend: GpuBackend | None) -> LoadPlan:
@@ -173,6 +175,7 @@ class LoadPlan:
             n_gpu_layers=options.n_gpu_layers if gpu_backend else 0,
             moe_experts_on_cpu_layers=options.moe_experts_on_cpu_layers,
             gpu_backend=gpu_backend,
+            parallel=options.parallel,
         )
 
 
@@ -224,7 +227,7 @@ COMPUTE_LABEL = "compute buffer"
 
 
 def kv_cells(plan: LoadPlan, swa: bool, window: int | None) -> int:
-    n_ctx = _pad(plan.n_ctx, KV_CELL_PAD)
+    n_ctx = _pad(plan.n_ctx * max(plan.parallel, 1), KV_CELL_PAD)
     if swa and window and not plan.swa_full:
         return min(n_ctx, _pad(window + plan.n_ubatch, KV_CELL_PAD))
     return n_ctx
@@ -254,7 +257,7 @@ def compute_buffer_bytes(facts: ModelFacts, plan: LoadPlan) -> tuple[int, int]:
     touched leaves out the logits rows generation never computes.
     """
     ub = min(plan.n_ubatch, plan.n_ctx)
-    n_ctx = _pad(plan.n_ctx, KV_CELL_PAD)
+    n_ctx = _pad(plan.n_ctx * max(plan.parallel, 1), KV_CELL_PAD)  # every slot's cells
     width = max(facts.n_embd, facts.n_head * facts.key_length)
     act = ub * width * 4
     if facts.n_expert:
@@ -359,6 +362,30 @@ def layers_that_fit(facts: ModelFacts, plan: LoadPlan, gpu_budget: int) -> int:
         else:
             hi = mid - 1
     return lo
+
+
+# Sequence slots chosen when the user sets none: enough for chat, an agent and autocomplete at
+# once; beyond 8 a CPU only shares the same cores among more streams.
+AUTO_PARALLEL_MIN = 2
+AUTO_PARALLEL_MAX = 8
+
+
+def parallel_that_fits(facts: ModelFacts, plan: LoadPlan, budget_bytes: int) -> int:
+    """The most sequence slots (2..8) whose RAM estimate fits ``budget_bytes`` (a CPU load)."""
+    best = AUTO_PARALLEL_MIN
+    for n in range(AUTO_PARALLEL_MIN, AUTO_PARALLEL_MAX + 1):
+        trial = estimate(facts, LoadPlan(**{**plan.__dict__, "parallel": n}))
+        if trial.ram_bytes > budget_bytes:
+            break
+        best = n
+    return best
+
+
+def parallel_cost_bytes(facts: ModelFacts, plan: LoadPlan) -> int:
+    """What ``plan.parallel`` slots add over one (KV cache and attention scratch), all devices."""
+    one = estimate(facts, LoadPlan(**{**plan.__dict__, "parallel": 1}))
+    many = estimate(facts, plan)
+    return many.ram_bytes + many.gpu_bytes - one.ram_bytes - one.gpu_bytes
 
 
 def _pad(value: int, to: int) -> int:

@@ -1,8 +1,10 @@
-"""The only module that imports llama_cpp: loading a GGUF and stepping through tokens.
+"""The only module that imports llama_cpp: loading a GGUF and decoding batches of sequences.
 
-Everything here runs on the engine thread. The backend exposes exactly what the engine's loop
-needs (tokenize apart with and without special tokens, a token stream with prefix reuse, token
-pieces, end-of-generation checks), so the loop can later drive several sequences in one batch.
+Everything here runs on the engine thread. The backend exposes what the engine's scheduler
+needs: tokenize apart with and without special tokens, one ``llama_decode`` over spans of several
+sequences, a sampler chain per request, dropping a sequence's cached tail, token pieces and
+end-of-generation checks. It is built on llama-cpp-python's low-level bindings because the
+high-level ``Llama`` drives a single sequence.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import psutil
 
 from app.core.engine.grammar_limits import check_grammar, check_schema
 from app.core.engine.request import Sampling
-from app.core.errors import ContextOverflow, ModelLoadError, UnsupportedRequest
+from app.core.errors import AppError, ContextOverflow, ModelLoadError, UnsupportedRequest
 from app.core.load_options import KvCacheType, LoadOptions
 
 if TYPE_CHECKING:
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 _PIECE_BUFFER = 256
 # The embedding context reads a whole input in one batch, so its size bounds an input's tokens.
 EMBEDDING_CTX_MAX = 8192
+# Recent tokens the repetition penalties look at (llama-cpp-python's last_n_tokens_size).
+PENALTY_WINDOW = 64
 
 
 def grammar_from_json_schema(schema: object) -> str:
@@ -171,65 +175,197 @@ def _model_params_with(overrides: _TensorOverrides | None) -> Iterator[None]:
         low.llama_model_default_params = original
 
 
+@dataclass(frozen=True)
+class Span:
+    """Tokens of one sequence for the next decode, at positions ``start`` onwards."""
+
+    seq: int
+    start: int
+    tokens: Sequence[int]
+    logits: bool  # compute the next-token distribution after the span's last token
+
+
+class SequenceSampler:
+    """One request's sampler chain (llama.cpp's own samplers, grammar included).
+
+    The chain's order is llama-cpp-python's: penalties, grammar, then greedy or
+    top-k / top-p / min-p / temperature / a seeded draw.
+    """
+
+    def __init__(
+        self,
+        low: Any,
+        ctx: Any,
+        vocab: Any,
+        sampling: Sampling,
+        grammar: str | None,
+        recent: Sequence[int],
+    ) -> None:
+        self._low = low
+        self._ctx = ctx
+        grammar_sampler = None
+        if grammar is not None:
+            check_grammar(grammar)  # llama.cpp's parser recurses per nested group
+            grammar_sampler = low.llama_sampler_init_grammar(
+                vocab, grammar.encode("utf-8"), b"root"
+            )
+            if not grammar_sampler:
+                raise UnsupportedRequest("the output grammar could not be parsed")
+        params = low.llama_sampler_chain_default_params()
+        params.no_perf = True
+        self._chain = low.llama_sampler_chain_init(params)
+        add = low.llama_sampler_chain_add
+        if (
+            sampling.repeat_penalty != 1.0
+            or sampling.frequency_penalty != 0.0
+            or sampling.presence_penalty != 0.0
+        ):
+            penalties = low.llama_sampler_init_penalties(
+                PENALTY_WINDOW,
+                sampling.repeat_penalty,
+                sampling.frequency_penalty,
+                sampling.presence_penalty,
+            )
+            # The prompt's last tokens count towards repetition, as in llama.cpp's server.
+            for token in recent[-PENALTY_WINDOW:]:
+                low.llama_sampler_accept(penalties, token)
+            add(self._chain, penalties)
+        if grammar_sampler is not None:
+            add(self._chain, grammar_sampler)
+        seed = sampling.seed if sampling.seed is not None else random.getrandbits(32)
+        temperature = sampling.temperature
+        if temperature == 0.0:
+            add(self._chain, low.llama_sampler_init_greedy())
+        else:
+            if temperature > 0.0:
+                add(self._chain, low.llama_sampler_init_top_k(sampling.top_k))
+                add(self._chain, low.llama_sampler_init_top_p(sampling.top_p, 1))
+                add(self._chain, low.llama_sampler_init_min_p(sampling.min_p, 1))
+                add(self._chain, low.llama_sampler_init_temp(temperature))
+            # Without a seed, each request samples differently (as the OpenAI API does).
+            add(self._chain, low.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+
+    def sample(self, index: int) -> int:
+        """Draw (and accept) the next token from the logits of the last decode's ``index``-th
+        batch token."""
+        return int(self._low.llama_sampler_sample(self._chain, self._ctx, index))
+
+    def close(self) -> None:
+        if self._chain is not None:
+            self._low.llama_sampler_free(self._chain)
+            self._chain = None
+
+
 class LlamaBackend:
-    """One loaded model. Not thread-safe: the engine thread alone calls it."""
+    """One loaded model with ``parallel`` sequence slots. The engine thread alone calls it.
+
+    The context holds one KV cache shared by every slot ("unified", as llama-server's default
+    ``-np auto``), sized ``parallel × n_ctx`` so each slot can always fill its own ``n_ctx``.
+    One shared cache lets any set of active slots go through ``llama_decode`` as one
+    micro-batch; separate per-slot caches would split a batch whenever the active sequence ids
+    are not consecutive.
+    """
 
     def __init__(self, options: LoadOptions) -> None:
         import llama_cpp
+        from llama_cpp import _internals, _logger
 
-        self._llama_cpp = llama_cpp
+        # llama.cpp logs every load detail to stderr unless told otherwise (Llama does the same).
+        _logger.set_verbose(False)
+        low = llama_cpp
+        self._llama_cpp = low
         overrides_list = (
             *moe_expert_patterns(options.moe_experts_on_cpu_layers),
             *options.tensor_overrides,
         )
         self._overrides = _TensorOverrides(overrides_list) if overrides_list else None
-        kwargs: dict[str, Any] = {
-            "n_ctx": options.n_ctx,
+        self._options = options
+        self._parallel = max(1, options.parallel)
+        threads = options.n_threads or default_threads()
+        # Kept for the embedding context, which llama-cpp-python's Llama builds.
+        self._kwargs: dict[str, Any] = {
             "n_gpu_layers": options.n_gpu_layers,
             "flash_attn": options.flash_attn,
             "use_mmap": options.use_mmap,
             "use_mlock": options.use_mlock,
             "verbose": False,
-            "n_batch": min(512, options.n_ctx),
+            "n_threads": threads,
+            "n_threads_batch": threads,
         }
-        kwargs["n_threads"] = kwargs["n_threads_batch"] = options.n_threads or default_threads()
         if options.kv_cache_type != "f16":
-            kwargs["type_k"] = _kv_type_id(options.kv_cache_type)
-            kwargs["type_v"] = _kv_type_id(options.kv_cache_type)
-        if options.seed is not None:
-            kwargs["seed"] = options.seed
+            self._kwargs["type_k"] = self._kwargs["type_v"] = _kv_type_id(options.kv_cache_type)
+        model_params = low.llama_model_default_params()
+        model_params.n_gpu_layers = options.n_gpu_layers
+        model_params.load_mode = _load_mode(low, options.use_mmap, options.use_mlock)
+        if self._overrides is not None:
+            model_params.tensor_buft_overrides = ctypes.addressof(self._overrides.array)
         try:
-            with _model_params_with(self._overrides):
-                self._llm: llama_cpp.Llama = llama_cpp.Llama(str(options.model_path), **kwargs)
+            self._model = _internals.LlamaModel(
+                path_model=str(options.model_path), params=model_params, verbose=False
+            )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelLoadError(
                 f"llama.cpp could not load {options.model_path.name}: {exc}"
             ) from exc
-        self._vocab = self._llm._model.vocab
-        self._options = options
-        self._kwargs = kwargs
+        self._vocab = self._model.vocab
+        self._n_batch = min(512, options.n_ctx)
+        params = low.llama_context_default_params()
+        params.n_ctx = options.n_ctx * self._parallel
+        params.n_batch = params.n_ubatch = self._n_batch
+        params.n_seq_max = self._parallel
+        params.n_threads = params.n_threads_batch = threads
+        params.flash_attn_type = (
+            low.LLAMA_FLASH_ATTN_TYPE_ENABLED
+            if options.flash_attn
+            else low.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
+        params.kv_unified = True
+        # A full-size cache for sliding-window layers: a slot's cached prefix stays reusable
+        # (a window-sized cache forgets the tokens a shortened prefix would need again).
+        params.swa_full = True
+        if options.kv_cache_type != "f16":
+            params.type_k = params.type_v = _kv_type_id(options.kv_cache_type)
+        ctx = low.llama_init_from_model(self._model.model, params)
+        if not ctx:
+            self._model.close()
+            raise ModelLoadError(
+                f"llama.cpp could not create a context for {options.model_path.name} "
+                f"({self._parallel} × {options.n_ctx} tokens)"
+            )
+        self._ctx = ctx
+        self._memory = low.llama_get_memory(ctx)
+        self._batch = low.llama_batch_init(self._n_batch, 0, 1)
         self._embedder: llama_cpp.Llama | None = None
         self._abort_flag: Callable[[], bool] = lambda: False
-        self._abort_cb = llama_cpp.ggml_abort_callback(lambda _data: self._abort_flag())
-        self._no_abort_cb = llama_cpp.ggml_abort_callback()  # NULL: llama.cpp checks nothing
+        self._abort_cb = low.ggml_abort_callback(lambda _data: self._abort_flag())
+        self._no_abort_cb = low.ggml_abort_callback()  # NULL: llama.cpp checks nothing
+        self._abortable = False
 
     # -- facts ---------------------------------------------------------------------------------
 
     @property
     def metadata(self) -> dict[str, str]:
-        return dict(self._llm.metadata)
+        return dict(self._model.metadata())
 
     def n_ctx(self) -> int:
-        return int(self._llm.n_ctx())
+        """Tokens one slot can hold (prompt and reply)."""
+        return self._options.n_ctx
 
     def n_ctx_train(self) -> int:
-        return int(self._llm._model.n_ctx_train())
+        return int(self._model.n_ctx_train())
 
     def n_params(self) -> int:
-        return int(self._llm._model.n_params())
+        return int(self._model.n_params())
+
+    def n_slots(self) -> int:
+        return self._parallel
+
+    def n_batch(self) -> int:
+        """The most tokens one decode step takes (running sequences and prompt chunks)."""
+        return self._n_batch
 
     def n_vocab(self) -> int:
-        return int(self._llm.n_vocab())
+        return int(self._model.n_vocab())
 
     def special_tokens(self) -> SpecialTokens:
         low = self._llama_cpp
@@ -252,7 +388,7 @@ class LlamaBackend:
     def tokenize(self, text: str, *, special: bool) -> list[int]:
         if not text:
             return []
-        return list(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=special))
+        return list(self._model.tokenize(text.encode("utf-8"), add_bos=False, special=special))
 
     def piece(self, token: int) -> bytes:
         buffer = ctypes.create_string_buffer(_PIECE_BUFFER)
@@ -277,73 +413,59 @@ class LlamaBackend:
 
     # -- generation ----------------------------------------------------------------------------
 
-    def cached_prefix(self, tokens: Sequence[int]) -> int:
-        """How many leading tokens of ``tokens`` are already in the KV cache."""
-        cached = self._llm.n_tokens
-        matched = 0
-        for a, b in zip(self._llm._input_ids[:cached], tokens, strict=False):
-            if a != b:
-                break
-            matched += 1
-        return matched
+    def sampler(
+        self, sampling: Sampling, grammar: str | None, recent: Sequence[int]
+    ) -> SequenceSampler:
+        """A sampler chain for one request; ``UnsupportedRequest`` for a grammar that won't parse."""
+        return SequenceSampler(self._llama_cpp, self._ctx, self._vocab, sampling, grammar, recent)
 
-    def token_stream(
-        self,
-        prompt: Sequence[int],
-        sampling: Sampling,
-        should_abort: Callable[[], bool],
-        grammar: str | None = None,
-    ) -> Iterator[int]:
-        """Sampled tokens after ``prompt``, reusing the cached prefix; abortable during prefill."""
-        checked = self._checked_grammar(grammar) if grammar is not None else None
-        # Without a seed, each request samples differently (as the OpenAI API does).
-        self._llm.set_seed(sampling.seed if sampling.seed is not None else random.getrandbits(32))
-        self._abort_flag = should_abort
-        tokens = self._llm.generate(
-            prompt,
-            top_k=sampling.top_k,
-            top_p=sampling.top_p,
-            min_p=sampling.min_p,
-            temp=sampling.temperature,
-            repeat_penalty=sampling.repeat_penalty,
-            frequency_penalty=sampling.frequency_penalty,
-            presence_penalty=sampling.presence_penalty,
-            reset=True,
-            grammar=checked,
-        )
-        return self._abortable_prefill(tokens)
+    def decode(self, spans: Sequence[Span], should_abort: Callable[[], bool] | None) -> bool:
+        """Run one ``llama_decode`` over every span; False when ``should_abort`` stopped it.
 
-    def _abortable_prefill(self, tokens: Iterator[int]) -> Iterator[int]:
-        """Let llama.cpp abort the prompt read (which may take minutes), but not each decode step.
-
-        ggml calls the abort callback between graph nodes: a Python callback there costs every
-        generated token several percent of its speed, while a cancel between tokens is checked
-        by the engine anyway.
+        A span with ``logits`` has its output at its last token's place in the batch. With
+        ``should_abort`` llama.cpp polls it between graph nodes, which costs every step several
+        percent, so the engine asks for it only while a prompt is being read. After an abort
+        the spans' KV entries are in an unknown state: the caller forgets them.
         """
-        ctx = self._llm._ctx.ctx
-        self._llama_cpp.llama_set_abort_callback(ctx, self._abort_cb, None)
-        try:
-            first = next(tokens, None)
-            self._llama_cpp.llama_set_abort_callback(ctx, self._no_abort_cb, None)
-            if first is None:
-                return
-            yield first
-            yield from tokens
-        finally:
-            self._llama_cpp.llama_set_abort_callback(ctx, self._no_abort_cb, None)
-            close = getattr(tokens, "close", None)
-            if close is not None:
-                close()
-
-    def _checked_grammar(self, text: str) -> llama_cpp.LlamaGrammar:
-        """Parse a GBNF grammar now: llama-cpp-python would add a NULL sampler (and crash)."""
+        batch = self._batch
+        token, pos, n_seq, seq_id, logits = (
+            batch.token,
+            batch.pos,
+            batch.n_seq_id,
+            batch.seq_id,
+            batch.logits,
+        )
+        i = 0
+        for span in spans:
+            last = len(span.tokens) - 1
+            for offset, value in enumerate(span.tokens):
+                token[i] = value
+                pos[i] = span.start + offset
+                n_seq[i] = 1
+                seq_id[i][0] = span.seq
+                logits[i] = span.logits and offset == last
+                i += 1
+        batch.n_tokens = i
         low = self._llama_cpp
-        check_grammar(text)  # llama.cpp's parser recurses per nested group
-        sampler = low.llama_sampler_init_grammar(self._vocab, text.encode("utf-8"), b"root")
-        if not sampler:
-            raise UnsupportedRequest("the output grammar could not be parsed")
-        low.llama_sampler_free(sampler)
-        return low.LlamaGrammar.from_string(text, verbose=False)
+        abortable = should_abort is not None
+        if abortable != self._abortable:
+            callback = self._abort_cb if abortable else self._no_abort_cb
+            low.llama_set_abort_callback(self._ctx, callback, None)
+            self._abortable = abortable
+        self._abort_flag = should_abort or _never
+        status = int(low.llama_decode(self._ctx, batch))
+        if status == 2:
+            return False
+        if status != 0:
+            raise AppError(f"llama.cpp could not decode a batch of {i} tokens (status {status})")
+        return True
+
+    def forget(self, seq: int, start: int) -> bool:
+        """Drop ``seq``'s KV entries from position ``start`` on; False if only all could go."""
+        if self._llama_cpp.llama_memory_seq_rm(self._memory, seq, start, -1):
+            return True
+        self._llama_cpp.llama_memory_seq_rm(self._memory, seq, -1, -1)
+        return False
 
     # -- embeddings ----------------------------------------------------------------------------
 
@@ -374,9 +496,9 @@ class LlamaBackend:
         low = self._llama_cpp
         size = max(64, min(self.n_ctx(), self.n_ctx_train(), EMBEDDING_CTX_MAX))
         kwargs = {**self._kwargs, "n_ctx": size, "n_batch": size, "n_ubatch": size}
-        kwargs.pop("seed", None)
-        arch = self._llm.metadata.get("general.architecture", "")
-        if f"{arch}.pooling_type" not in self._llm.metadata:
+        metadata = self.metadata
+        arch = metadata.get("general.architecture", "")
+        if f"{arch}.pooling_type" not in metadata:
             kwargs["pooling_type"] = low.LLAMA_POOLING_TYPE_MEAN
         try:
             with _model_params_with(self._overrides):
@@ -385,13 +507,28 @@ class LlamaBackend:
             raise ModelLoadError(f"llama.cpp could not create an embedding context: {exc}") from exc
         return self._embedder
 
-    def forget_cache(self) -> None:
-        """After an aborted prefill the KV cache state is unknown: start clean next time."""
-        self._llm.reset()
-
     def close(self) -> None:
-        self._abort_flag = lambda: False
+        self._abort_flag = _never
         if self._embedder is not None:
             self._embedder.close()
             self._embedder = None
-        self._llm.close()
+        low = self._llama_cpp
+        if self._ctx is not None:
+            low.llama_batch_free(self._batch)
+            low.llama_free(self._ctx)
+            self._ctx = None
+            self._model.close()
+
+
+def _never() -> bool:
+    return False
+
+
+def _load_mode(low: Any, use_mmap: bool, use_mlock: bool) -> int:
+    if use_mmap and use_mlock:
+        return int(low.LLAMA_LOAD_MODE_MMAP_MLOCK)
+    if use_mlock:
+        return int(low.LLAMA_LOAD_MODE_MLOCK)
+    if use_mmap:
+        return int(low.LLAMA_LOAD_MODE_MMAP)
+    return int(low.LLAMA_LOAD_MODE_NONE)

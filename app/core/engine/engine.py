@@ -1,12 +1,14 @@
-"""The engine: one thread owns the one loaded model; every caller queues jobs in one FIFO.
+"""The engine: one thread owns the one loaded model and schedules every caller's jobs.
 
-Chat and the HTTP endpoint share the queue and nothing pre-empts a running generation. A job's
-``CancelToken`` is checked between tokens (and by llama.cpp's abort callback during a long
-prompt read), so a Stop button or a client that disconnects frees the engine at once.
+Generations run in the model's sequence slots (llama.cpp's parallel slots). Each step is one
+``llama_decode`` over the next token of every running sequence plus, within the batch size,
+chunks of prompts still being read: a new request starts as soon as a slot is free, and a long
+prompt holds the running streams up by one chunk at most. Requests are admitted in arrival
+order; beyond the slots a bounded queue waits (``EngineBusy`` when it is full). Token counts and
+embeddings run between steps; loading and unloading wait until the running sequences end.
 
-The generation loop works on a ``_Generation`` object that advances one token per ``step()``:
-a later scheduler can interleave several of them (llama.cpp's parallel slots) without changing
-callers.
+A job's ``CancelToken`` is checked before every step (and by llama.cpp's abort callback while a
+prompt chunk is read), so a Stop button or a client that disconnects frees its slot at once.
 """
 
 from __future__ import annotations
@@ -17,15 +19,15 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import psutil
 
 from app.core.catalog.gguf_header import read_local_model
-from app.core.engine.backend import LlamaBackend, SpecialTokens
+from app.core.engine.backend import LlamaBackend, Span, SpecialTokens
 from app.core.engine.cancel import CancelToken
 from app.core.engine.chat_template import TRANSCRIPT_FALLBACK, ChatTemplate, TemplateRenderer
 from app.core.engine.fim import fim_tokens, supports_fim
@@ -48,6 +50,13 @@ log = logging.getLogger(__name__)
 ChunkCallback = Callable[[str], None]
 
 
+class TokenSampler(Protocol):
+    """One request's sampler chain."""
+
+    def sample(self, index: int) -> int: ...
+    def close(self) -> None: ...
+
+
 class Backend(Protocol):
     """What the engine needs of a loaded model (``LlamaBackend`` is the real one)."""
 
@@ -57,22 +66,20 @@ class Backend(Protocol):
     def n_ctx_train(self) -> int: ...
     def n_params(self) -> int: ...
     def n_vocab(self) -> int: ...
+    def n_slots(self) -> int: ...
+    def n_batch(self) -> int: ...
     def special_tokens(self) -> SpecialTokens: ...
     def tokenize(self, text: str, *, special: bool) -> list[int]: ...
     def piece(self, token: int) -> bytes: ...
     def token_text(self, token: int) -> str: ...
     def is_control(self, token: int) -> bool: ...
     def is_end_of_generation(self, token: int) -> bool: ...
-    def cached_prefix(self, tokens: Sequence[int]) -> int: ...
-    def token_stream(
-        self,
-        prompt: Sequence[int],
-        sampling: Sampling,
-        should_abort: Callable[[], bool],
-        grammar: str | None = None,
-    ) -> Iterator[int]: ...
+    def sampler(
+        self, sampling: Sampling, grammar: str | None, recent: Sequence[int]
+    ) -> TokenSampler: ...
+    def decode(self, spans: Sequence[Span], should_abort: Callable[[], bool] | None) -> bool: ...
+    def forget(self, seq: int, start: int) -> bool: ...
     def embed(self, texts: Sequence[str]) -> tuple[list[list[float]], int]: ...
-    def forget_cache(self) -> None: ...
     def close(self) -> None: ...
 
 
@@ -96,10 +103,27 @@ class GenerationObserver(Protocol):
     ) -> None: ...
 
 
+@dataclass(frozen=True)
+class SlotUsage:
+    """What the engine is doing right now (for the Server page and /health)."""
+
+    active: int  # sequences being read or decoded
+    slots: int  # sequence slots of the loaded model (0 when none is loaded)
+    queued: int  # generations and embeddings waiting
+
+
+# "generate" takes a slot; "between" (token counts, embeddings) runs between decode steps;
+# "exclusive" (load, unload) waits until no sequence runs.
+JobKind = Literal["generate", "between", "exclusive"]
+
+
 @dataclass
 class _Job:
-    run: Callable[[], Any]
+    kind: JobKind
     future: Future[Any]
+    run: Callable[[], Any] = lambda: None
+    request: GenerationRequest | None = None
+    on_chunk: ChunkCallback = lambda _text: None
     cancel: CancelToken = field(default_factory=CancelToken)
     counts_toward_bound: bool = False
     submitted_at: float = field(default_factory=time.monotonic)
@@ -113,57 +137,63 @@ class _Loaded:
     special: SpecialTokens
 
 
+@dataclass
+class _Slot:
+    """One sequence of the KV cache: the tokens it holds, and the generation using it."""
+
+    seq: int
+    cached: list[int] = field(default_factory=list)
+    generation: _Generation | None = None
+    last_used: int = 0
+
+
 class _Generation:
-    """One request's decode, advanced one token per ``step()``; not thread-safe."""
+    """One request in a slot: its prompt read in chunks, then one token per step."""
 
     def __init__(
         self,
+        job: _Job,
+        job_id: int,
         loaded: _Loaded,
-        request: GenerationRequest,
         prompt: list[int],
         stops: Sequence[str],
-        cancel: CancelToken,
-        on_chunk: ChunkCallback,
+        sampler: TokenSampler,
+        slot: _Slot,
+        started: float,
     ) -> None:
+        request = job.request
+        assert request is not None
+        self.job = job
+        self.job_id = job_id
+        self.request = request
         self._backend = loaded.backend
-        self._cancel = cancel
-        self._on_chunk = on_chunk
         self.prompt = prompt
-        n_ctx = loaded.info.n_ctx
-        room = n_ctx - len(prompt)
+        self.sampler = sampler
+        self.slot = slot
+        self.started = started
+        self.cached = len(slot.cached)  # prompt tokens reused from the slot's KV cache
+        room = loaded.info.n_ctx - len(prompt)
         self.max_new = room if request.max_tokens is None else min(request.max_tokens, room)
-        self.cached = self._backend.cached_prefix(prompt)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._stopper = StopMatcher(stops)
-        self._tokens = self._backend.token_stream(
-            prompt, request.sampling, should_abort=lambda: cancel.cancelled, grammar=request.grammar
-        )
         self._show_control = request.show_control_tokens
         self._parts: list[str] = []
         # A chat reply starts at its first visible character (templates end in "Assistant:").
         self._strip_leading = request.messages is not None
+        self.next_token: int | None = None  # sampled, not yet decoded
         self.completion_tokens = 0
         self.first_token_at: float | None = None
         self.last_token_at: float | None = None
         self.finish: FinishReason | None = None
+        self.max_concurrent = 1
 
-    def step(self) -> bool:
-        """Decode one token; False once the generation has finished."""
-        if self._cancel.cancelled:
-            self.finish = "cancelled"
-            return False
-        try:
-            token = next(self._tokens)
-        except StopIteration:
-            self.finish = "stop"
-            return False
-        except RuntimeError:
-            if not self._cancel.cancelled:
-                raise
-            # llama.cpp aborted the prompt read: its KV cache is half-written.
-            self._backend.forget_cache()
-            self.finish = "cancelled"
-            return False
+    @property
+    def reading(self) -> bool:
+        """Still reading its prompt into the slot."""
+        return len(self.slot.cached) < len(self.prompt)
+
+    def accept(self, token: int) -> bool:
+        """Take the token sampled for this sequence; False once the generation has finished."""
         now = time.monotonic()
         self.first_token_at = self.first_token_at or now
         self.last_token_at = now
@@ -180,16 +210,32 @@ class _Generation:
             self.finish = "stop"
         elif self.completion_tokens >= self.max_new:
             self.finish = "length"
+        self.next_token = token if self.finish is None else None
         return self.finish is None
 
     def close(self) -> str:
-        close = getattr(self._tokens, "close", None)
-        if close is not None:
-            close()
+        self.sampler.close()
         if self._stopper.hit is None:
             self._emit(self._stopper.feed(self._decoder.decode(b"", final=True)))
             self._emit(self._stopper.flush())
         return "".join(self._parts)
+
+    def result(self, model_id: str, text: str) -> GenerationResult:
+        assert self.finish is not None
+        first = self.first_token_at
+        return GenerationResult(
+            text=text,
+            model_id=model_id,
+            prompt_tokens=len(self.prompt),
+            cached_prompt_tokens=self.cached,
+            completion_tokens=self.completion_tokens,
+            finish_reason=self.finish,
+            time_to_first_token_s=None if first is None else first - self.started,
+            prompt_s=(first or time.monotonic()) - self.started,
+            decode_s=0.0 if first is None else (self.last_token_at or first) - first,
+            queued_s=self.started - self.job.submitted_at,
+            max_concurrent=self.max_concurrent,
+        )
 
     def _emit(self, text: str) -> None:
         if self._strip_leading:
@@ -197,7 +243,16 @@ class _Generation:
             self._strip_leading = not text
         if text:
             self._parts.append(text)
-            self._on_chunk(text)
+            self.job.on_chunk(text)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 class Engine:
@@ -216,9 +271,12 @@ class Engine:
         self._pending = 0
         self._pending_lock = threading.Lock()
         self._job_ids = itertools.count(1)
+        self._steps = itertools.count(1)
         self._loaded: _Loaded | None = None  # written only on the engine thread
-        self._current: _Job | None = None
-        self._queued: list[_Job] = []
+        self._slots: list[_Slot] = []
+        self._running: list[_Generation] = []  # in admission order
+        self._waiting: list[_Job] = []  # in arrival order
+        self._usage = (0, 0)  # (active sequences, slots), published by the engine thread
         self._closed = False
         self._templates = TemplateRenderer()
         self._thread = threading.Thread(target=self._serve, name="engine", daemon=True)
@@ -233,8 +291,15 @@ class Engine:
 
     @property
     def pending(self) -> int:
+        """Generations and embeddings in the engine: running or waiting."""
         with self._pending_lock:
             return self._pending
+
+    @property
+    def slot_usage(self) -> SlotUsage:
+        active, slots = self._usage
+        # Everything counted in but not in a slot waits, including jobs not yet taken.
+        return SlotUsage(active=active, slots=slots, queued=max(self.pending - active, 0))
 
     def add_observer(self, observer: GenerationObserver) -> None:
         self._observers.append(observer)
@@ -242,14 +307,16 @@ class Engine:
     # -- jobs ----------------------------------------------------------------------------------
 
     def load(self, options: LoadOptions) -> Future[ModelInfo]:
-        return self._submit(lambda job: self._load(options))
+        return self._submit("exclusive", lambda: self._load(options))
 
     def unload(self) -> Future[None]:
-        return self._submit(lambda job: self._unload())
+        return self._submit("exclusive", self._unload)
 
     def count_tokens(self, request: GenerationRequest) -> Future[int]:
         """The prompt tokens a request would use (for context meters and checks)."""
-        return self._submit(lambda job: len(self._prompt(self._require_loaded(), request)[0]))
+        return self._submit(
+            "between", lambda: len(self._prompt(self._require_loaded(), request)[0])
+        )
 
     def generate(
         self,
@@ -258,94 +325,152 @@ class Engine:
         cancel: CancelToken | None = None,
     ) -> Future[GenerationResult]:
         """Queue a generation; raises ``EngineBusy`` at once when the queue is full."""
-        token = cancel or CancelToken()
         self._reserve_slot()
         return self._submit(
-            lambda job: self._generate(job, request, on_chunk),
-            cancel=token,
+            "generate",
+            request=request,
+            on_chunk=on_chunk,
+            cancel=cancel,
             counts_toward_bound=True,
         )
 
     def embed(
         self, texts: Sequence[str], cancel: CancelToken | None = None
     ) -> Future[EmbeddingResult]:
-        """Queue an embedding job (same queue, same bound as generations)."""
+        """Queue an embedding job (same bound as generations; it runs between decode steps)."""
         self._reserve_slot()
         return self._submit(
-            lambda job: self._embed(list(texts)), cancel=cancel, counts_toward_bound=True
+            "between", lambda: self._embed(list(texts)), cancel=cancel, counts_toward_bound=True
         )
 
     def _reserve_slot(self) -> None:
-        """Count a bounded job in, or raise ``EngineBusy`` at once when the queue is full."""
+        """Count a bounded job in, or raise ``EngineBusy`` once the queue beyond the slots is
+        full."""
         with self._pending_lock:
-            if self._pending >= self._max_pending:
+            if self._pending >= self._max_pending + self._usage[1]:
                 raise EngineBusy(self._pending)
             self._pending += 1
 
     def close(self, timeout_s: float = 10.0) -> None:
-        """Cancel the running job and everything queued, unload, and join the thread."""
+        """Cancel the running generations and everything queued, unload, join the thread."""
         if self._closed:
             return
         self._closed = True
-        current = self._current
-        if current is not None:
-            current.cancel.cancel()
+        for generation in list(self._running):
+            generation.job.cancel.cancel()
         self._jobs.put(None)
         self._thread.join(timeout_s)
 
-    # -- engine thread -------------------------------------------------------------------------
-
     def _submit(
         self,
-        work: Callable[[_Job], Any],
+        kind: JobKind,
+        run: Callable[[], Any] = lambda: None,
+        *,
+        request: GenerationRequest | None = None,
+        on_chunk: ChunkCallback = lambda _text: None,
         cancel: CancelToken | None = None,
         counts_toward_bound: bool = False,
     ) -> Future[Any]:
         if self._closed:
+            if counts_toward_bound:
+                self._release_count()
             raise AppError("the engine has shut down")
         future: Future[Any] = Future()
-        job = _Job(
-            run=lambda: None,
-            future=future,
-            cancel=cancel or CancelToken(),
-            counts_toward_bound=counts_toward_bound,
+        self._jobs.put(
+            _Job(
+                kind=kind,
+                future=future,
+                run=run,
+                request=request,
+                on_chunk=on_chunk,
+                cancel=cancel or CancelToken(),
+                counts_toward_bound=counts_toward_bound,
+            )
         )
-        job.run = lambda: work(job)
-        self._jobs.put(job)
         return future
 
-    def _serve(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                break
-            self._run(job)
-        self._drain()
-        self._unload()
-        self._templates.close()
+    # -- engine thread: the scheduler ----------------------------------------------------------
 
-    def _drain(self) -> None:
+    def _serve(self) -> None:
+        while self._take_jobs(block=not self._running and not self._waiting):
+            self._schedule()
+            self._publish_usage()
+            if self._running:
+                self._step()
+                self._publish_usage()
+        for generation in list(self._running):
+            generation.finish = "cancelled"
+            self._finish(generation)
         while True:
             try:
-                job = self._jobs.get_nowait()
+                late = self._jobs.get_nowait()
             except queue.Empty:
-                return
-            if job is not None:
-                self._release(job)
-                if job.future.set_running_or_notify_cancel():
-                    job.future.set_exception(Cancelled("Homefire is shutting down"))
+                break
+            if late is not None:
+                self._waiting.append(late)
+        for job in self._waiting:
+            self._reject(job, Cancelled("Homefire is shutting down"))
+        self._waiting.clear()
+        self._unload()
+        self._templates.close()
+        self._publish_usage()
+
+    def _take_jobs(self, block: bool) -> bool:
+        """Move submitted jobs to the waiting list; False once the engine is closing."""
+        try:
+            job = self._jobs.get() if block else self._jobs.get_nowait()
+            while True:
+                if job is None:
+                    return False
+                self._waiting.append(job)
+                job = self._jobs.get_nowait()
+        except queue.Empty:
+            return True
+
+    def _schedule(self) -> None:
+        """Start what can start, in arrival order: a generation that finds no free slot holds
+        back the generations behind it; a load or unload holds back everything behind it."""
+        if self._closed:  # queued before close(): cancelled on the way out, never started
+            return
+        generation_blocked = False
+        exclusive_blocked = False
+        i = 0
+        while i < len(self._waiting):
+            job = self._waiting[i]
+            if job.cancel.cancelled or job.future.cancelled():
+                del self._waiting[i]
+                self._reject(job, Cancelled())
+                continue
+            if exclusive_blocked:
+                i += 1
+            elif job.kind == "between":
+                del self._waiting[i]
+                self._run(job)
+            elif job.kind == "exclusive":
+                if self._running or generation_blocked:
+                    exclusive_blocked = True
+                    i += 1
+                else:
+                    del self._waiting[i]
+                    self._run(job)
+            elif generation_blocked:
+                i += 1
+            else:
+                slot = self._free_slot()
+                if slot is None and self._loaded is not None:
+                    generation_blocked = True
+                    i += 1
+                else:
+                    del self._waiting[i]
+                    self._admit(job)
+
+    def _free_slot(self) -> _Slot | None:
+        return next((slot for slot in self._slots if slot.generation is None), None)
 
     def _run(self, job: _Job) -> None:
         try:
             if not job.future.set_running_or_notify_cancel():
                 return
-            if job.cancel.cancelled:
-                job.future.set_exception(Cancelled())
-                return
-            if self._closed:  # queued before close(): cancelled, not run to the end
-                job.future.set_exception(Cancelled("Homefire is shutting down"))
-                return
-            self._current = job
             try:
                 result = job.run()
             except BaseException as exc:  # noqa: BLE001 - every failure ends up in the Future
@@ -353,13 +478,155 @@ class Engine:
             else:
                 job.future.set_result(result)
         finally:
-            self._current = None
             self._release(job)
+
+    def _reject(self, job: _Job, error: BaseException) -> None:
+        self._release(job)
+        if job.future.set_running_or_notify_cancel():
+            job.future.set_exception(error)
 
     def _release(self, job: _Job) -> None:
         if job.counts_toward_bound:
-            with self._pending_lock:
-                self._pending -= 1
+            self._release_count()
+
+    def _release_count(self) -> None:
+        with self._pending_lock:
+            self._pending -= 1
+
+    def _publish_usage(self) -> None:
+        self._usage = (len(self._running), len(self._slots))
+
+    def _admit(self, job: _Job) -> None:
+        """Give a generation the free slot whose cached tokens share the longest prefix with
+        its prompt (an editor resends nearly the same prefix on every keystroke)."""
+        if not job.future.set_running_or_notify_cancel():
+            self._release(job)
+            return
+        started = time.monotonic()
+        request = job.request
+        assert request is not None
+        try:
+            loaded = self._require_loaded()
+            prompt, stops = self._prompt(loaded, request)
+            if len(prompt) >= loaded.info.n_ctx:
+                raise ContextOverflow(len(prompt), loaded.info.n_ctx)
+            sampler = loaded.backend.sampler(request.sampling, request.grammar, prompt)
+        except BaseException as exc:  # noqa: BLE001 - the request's own failure
+            job.future.set_exception(exc)
+            self._release(job)
+            return
+        free = [slot for slot in self._slots if slot.generation is None]
+        slot = max(free, key=lambda s: (_common_prefix(s.cached, prompt), -s.last_used))
+        # At least the prompt's last token is read again: its logits give the first token.
+        keep = min(_common_prefix(slot.cached, prompt), len(prompt) - 1)
+        if not loaded.backend.forget(slot.seq, keep):
+            keep = 0
+        del slot.cached[keep:]
+        slot.last_used = next(self._steps)
+        generation = _Generation(
+            job, next(self._job_ids), loaded, prompt, stops, sampler, slot, started
+        )
+        slot.generation = generation
+        self._running.append(generation)
+        self._notify_started(generation, loaded.info.model_id)
+
+    def _step(self) -> None:
+        """One ``llama_decode``: every running sequence's next token, then prompt chunks."""
+        for generation in list(self._running):
+            if generation.job.cancel.cancelled:
+                generation.finish = "cancelled"
+                self._finish(generation)
+        if not self._running:
+            return
+        loaded = self._require_loaded()
+        backend = loaded.backend
+        budget = backend.n_batch()
+        spans: list[Span] = []
+        outputs: list[tuple[_Generation, int]] = []  # each with its logits' place in the batch
+        readers: list[_Generation] = []
+        size = 0
+        for generation in self._running:
+            if generation.next_token is not None:
+                slot = generation.slot
+                spans.append(Span(slot.seq, len(slot.cached), (generation.next_token,), True))
+                outputs.append((generation, size))
+                size += 1
+        for generation in self._running:
+            if size >= budget:
+                break
+            if generation.reading:
+                slot = generation.slot
+                start = len(slot.cached)
+                chunk = generation.prompt[start : start + budget - size]
+                last = start + len(chunk) == len(generation.prompt)
+                spans.append(Span(slot.seq, start, chunk, last))
+                readers.append(generation)
+                size += len(chunk)
+                if last:
+                    outputs.append((generation, size - 1))
+        should_abort = None
+        if readers:
+
+            def should_abort() -> bool:
+                return any(g.job.cancel.cancelled for g in readers)
+
+        by_seq = {generation.slot.seq: generation for generation in self._running}
+        try:
+            decoded = backend.decode(spans, should_abort)
+        except Exception as exc:  # a failed decode fails its sequences, not the engine
+            log.exception("decode failed")
+            for generation in list(self._running):
+                self._forget_from(backend, generation.slot, 0)
+                self._finish(generation, error=exc)
+            return
+        if not decoded:
+            # Aborted for a cancelled prompt read: undo this step; the next one ends the reader.
+            for span in spans:
+                self._forget_from(backend, by_seq[span.seq].slot, span.start)
+            return
+        for span in spans:
+            by_seq[span.seq].slot.cached.extend(span.tokens)
+        for generation in by_seq.values():
+            generation.max_concurrent = max(generation.max_concurrent, len(spans))
+        for generation, index in outputs:
+            try:
+                going = generation.accept(generation.sampler.sample(index))
+            except Exception as exc:  # noqa: BLE001 - e.g. a chunk callback failed
+                self._finish(generation, error=exc)
+                continue
+            if going:
+                self._notify_progress(generation.job_id, generation.completion_tokens)
+            else:
+                self._finish(generation)
+
+    @staticmethod
+    def _forget_from(backend: Backend, slot: _Slot, start: int) -> None:
+        if not backend.forget(slot.seq, start):
+            start = 0
+        del slot.cached[start:]
+
+    def _finish(self, generation: _Generation, error: BaseException | None = None) -> None:
+        """End a generation: free its slot (its tokens stay cached), report, resolve."""
+        self._running.remove(generation)
+        generation.slot.generation = None
+        job = generation.job
+        result: GenerationResult | None = None
+        if error is None:
+            try:
+                loaded = self._require_loaded()
+                result = generation.result(loaded.info.model_id, generation.close())
+            except Exception as exc:  # noqa: BLE001 - e.g. the last chunk's callback failed
+                error = exc
+        else:
+            generation.sampler.close()
+        self._notify_finished(generation.job_id, result, error)
+        self._release(job)
+        if result is not None:
+            job.future.set_result(result)
+        else:
+            job.future.set_exception(error or AppError("the generation failed"))
+
+    # -- engine thread: jobs between steps -----------------------------------------------------
 
     def _require_loaded(self) -> _Loaded:
         if self._loaded is None:
@@ -398,9 +665,11 @@ class Engine:
             opens_thinking=thinking,
             n_gpu_layers=options.n_gpu_layers,
             n_vocab=backend.n_vocab(),
+            parallel=backend.n_slots(),
             metadata=metadata,
         )
         self._loaded = _Loaded(backend=backend, info=info, template=template, special=special)
+        self._slots = [_Slot(seq) for seq in range(backend.n_slots())]
         log.info("loaded %s (n_ctx %d) in %.2fs", info.model_id, info.n_ctx, load_s)
         return info
 
@@ -419,6 +688,7 @@ class Engine:
 
     def _unload(self) -> None:
         loaded, self._loaded = self._loaded, None
+        self._slots = []
         if loaded is not None:
             loaded.backend.close()
 
@@ -443,44 +713,6 @@ class Engine:
             tokens.insert(0, bos)
         return tokens, stops
 
-    def _generate(
-        self, job: _Job, request: GenerationRequest, on_chunk: ChunkCallback
-    ) -> GenerationResult:
-        started = time.monotonic()
-        loaded = self._require_loaded()
-        prompt, stops = self._prompt(loaded, request)
-        if len(prompt) >= loaded.info.n_ctx:
-            raise ContextOverflow(len(prompt), loaded.info.n_ctx)
-        job_id = next(self._job_ids)
-        generation = _Generation(loaded, request, prompt, stops, job.cancel, on_chunk)
-        self._notify_started(job_id, request, loaded.info.model_id, generation)
-        error: BaseException | None = None
-        result: GenerationResult | None = None
-        try:
-            while generation.step():
-                self._notify_progress(job_id, generation.completion_tokens)
-            text = generation.close()
-            assert generation.finish is not None
-            first = generation.first_token_at
-            result = GenerationResult(
-                text=text,
-                model_id=loaded.info.model_id,
-                prompt_tokens=len(prompt),
-                cached_prompt_tokens=generation.cached,
-                completion_tokens=generation.completion_tokens,
-                finish_reason=generation.finish,
-                time_to_first_token_s=None if first is None else first - started,
-                prompt_s=(first or time.monotonic()) - started,
-                decode_s=0.0 if first is None else (generation.last_token_at or first) - first,
-                queued_s=started - job.submitted_at,
-            )
-            return result
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            self._notify_finished(job_id, result, error)
-
     def _embed(self, texts: list[str]) -> EmbeddingResult:
         loaded = self._require_loaded()
         started = time.monotonic()
@@ -492,13 +724,15 @@ class Engine:
             duration_s=time.monotonic() - started,
         )
 
-    def _notify_started(
-        self, job_id: int, request: GenerationRequest, model_id: str, generation: _Generation
-    ) -> None:
+    def _notify_started(self, generation: _Generation, model_id: str) -> None:
         for observer in self._observers:
             try:
                 observer.generation_started(
-                    job_id, request, model_id, len(generation.prompt), generation.cached
+                    generation.job_id,
+                    generation.request,
+                    model_id,
+                    len(generation.prompt),
+                    generation.cached,
                 )
             except Exception:  # an observer never breaks a generation
                 log.exception("generation observer failed")

@@ -28,6 +28,7 @@ class ModelInfo:
     opens_thinking: bool = False  # the generation prompt ends inside "<think>"
     n_gpu_layers: int = 0
     n_vocab: int = 0  # tokens in the vocabulary (bounds the token ids a client may name)
+    parallel: int = 1  # sequence slots: requests decoded together
     metadata: dict[str, str] = field(default_factory=dict)  # the GGUF's scalar key/values
 
 
@@ -51,6 +52,8 @@ class GenerationResult:
     prompt_s: float
     decode_s: float
     queued_s: float  # waiting in the engine's queue before starting
+    # The most sequences decoded in one step together with this one (1: it ran alone).
+    max_concurrent: int = 1
 
     @property
     def decode_tokens_per_s(self) -> float | None:

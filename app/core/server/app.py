@@ -53,10 +53,12 @@ def create_app(
     @app.get("/health")
     async def health() -> dict[str, Any]:
         info = engine.model
+        usage = engine.slot_usage
         return {
             "status": "ok" if info else "no_model",
             "model": info.model_id if info else None,
             "pending": engine.pending,
+            "slots": {"active": usage.active, "total": usage.slots, "queued": usage.queued},
             "version": __version__,
         }
 

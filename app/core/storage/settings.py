@@ -33,6 +33,9 @@ class EngineSettings(BaseModel):
     n_ctx: int = Field(default=4096, ge=256)
     n_threads: int | None = Field(default=None, ge=1)
     max_pending: int = Field(default=16, ge=1, le=1024)
+    # Sequence slots decoded together (requests served at once); None: chosen from the memory
+    # the fit estimate leaves for their KV cache.
+    parallel: int | None = Field(default=None, ge=1, le=64)
 
 
 class UsageSettings(BaseModel):

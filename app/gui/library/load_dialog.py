@@ -8,6 +8,8 @@ estimate.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -23,13 +25,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.catalog.estimator import MemoryEstimate
+from app.core.catalog.estimator import MemoryEstimate, parallel_cost_bytes
 from app.core.catalog.fit import LoadFit
 from app.core.catalog.load_plan import LoadFacts
 from app.core.errors import AppError
 from app.core.library.model import LibraryModel
 from app.core.load_options import KV_CACHE_TYPES, LoadOptions
 from app.core.sizes import format_size
+
+SHOWN_PARALLEL = 4  # slots whose cost is shown: chat, an agent and autocomplete at once
 
 
 class LoadDialog(QDialog):
@@ -167,8 +171,11 @@ class LoadDialog(QDialog):
             else f"<span style='color:#d9480f'>does not fit: {fit.reason}</span>"
         )
         gpu = f"<br>GPU: <b>{format_size(est.gpu_bytes)}</b>" if est.gpu_bytes else ""
+        slots = replace(est.plan, parallel=SHOWN_PARALLEL)
+        extra = parallel_cost_bytes(self.facts.facts, slots) * est.correction
+        parallel = f"<br>{SHOWN_PARALLEL} parallel: +{format_size(extra)} (requests at once)"
         return (
-            f"RAM: <b>{format_size(est.ram_bytes)}</b> (estimated){gpu}<br>{verdict}"
+            f"RAM: <b>{format_size(est.ram_bytes)}</b> (estimated){gpu}{parallel}<br>{verdict}"
             f"<table cellspacing='4'>{rows}</table>"
             f"<small>Basis: {est.basis}</small>"
         )

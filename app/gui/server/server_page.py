@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.core.engine.engine import SlotUsage
 from app.core.errors import ConfigError, SecretsUnavailable
 from app.core.server.app import ServerConfig
 from app.core.server.client_snippets import Endpoint, snippets
@@ -42,8 +43,16 @@ from app.gui.desktop import Desktop
 from app.gui.errors import show_error
 from app.gui.model_loader import LoadedModel
 
+SLOTS_POLL_MS = 500
 LOG_COLUMNS = ("Time", "Client", "Request", "Model", "Tokens in / out", "Duration", "Status")
 MAX_ROWS = 500
+
+
+def slots_text(usage: SlotUsage) -> str:
+    if not usage.slots:
+        return "Requests at once: no model loaded"
+    queued = f", {usage.queued} waiting" if usage.queued else ""
+    return f"Requests at once: {usage.active} of {usage.slots} slots busy{queued}"
 
 
 class RequestRelay(QObject):
@@ -120,9 +129,17 @@ class ServerPage(QWidget):
         top.addWidget(self.state, 1)
         top.addWidget(self.copy_url)
         top.addWidget(self.start_button)
+        # Requests decoded at once and waiting, polled: the engine thread must not wait on Qt.
+        self.slots = QLabel()
+        self.slots.setObjectName("slotUsage")
+        self._slots_timer = QTimer(self)
+        self._slots_timer.setInterval(SLOTS_POLL_MS)
+        self._slots_timer.timeout.connect(self._show_slots)
+        self._slots_timer.start()
         settings_box = QGroupBox("Endpoint")
         box = QVBoxLayout(settings_box)
         box.addLayout(top)
+        box.addWidget(self.slots)
         box.addLayout(form)
 
         self.log = QTableWidget(0, len(LOG_COLUMNS))
@@ -162,6 +179,7 @@ class ServerPage(QWidget):
         desktop.loader.model_loaded.connect(self._on_loader_model_loaded)
         self._busy = False
         self._show_state()
+        self._show_slots()
         self._fill_snippets()
         self.api_key.textChanged.connect(self._fill_snippets)
 
@@ -229,18 +247,21 @@ class ServerPage(QWidget):
     def _on_started(self, runner: ServerRunner) -> None:
         self._busy = False
         self._show_state()
+        self._show_slots()
         self._fill_snippets()
         self.server_started.emit(runner.url)
 
     def _on_stopped(self, _none: object) -> None:
         self._busy = False
         self._show_state()
+        self._show_slots()
         self._fill_snippets()
         self.server_stopped.emit()
 
     def _on_failed(self, exc: BaseException) -> None:
         self._busy = False
         self._show_state()
+        self._show_slots()
         show_error(self, exc)
 
     def _set_busy(self, text: str) -> None:
@@ -274,6 +295,9 @@ class ServerPage(QWidget):
         for widget in (self.port, self.lan, self.api_key, self.cors):
             widget.setEnabled(not running)
         self._update_controls()
+
+    def _show_slots(self) -> None:
+        self.slots.setText(slots_text(self._desktop.services.engine.slot_usage))
 
     def _update_controls(self) -> None:
         needs_key = self.lan.isChecked() and not self.api_key.text().strip()
@@ -366,4 +390,5 @@ class ServerPage(QWidget):
         QGuiApplication.clipboard().setText(view.toPlainText())
 
     def shutdown(self) -> None:
+        self._slots_timer.stop()
         self._relay.close()

@@ -12,6 +12,8 @@ from app.core.catalog.estimator import (
     estimate,
     kv_layer_bytes,
     layers_that_fit,
+    parallel_cost_bytes,
+    parallel_that_fits,
 )
 from app.core.catalog.gguf_header import read_local_model
 from app.core.errors import ConfigError
@@ -40,6 +42,25 @@ def test_full_size_swa_cache_is_what_llama_cpp_python_allocates(starter_facts: M
     # Without swa_full the 15 SWA layers hold pad256(512 + 512) = 1024 cells: 15 MiB.
     windowed = kv_layer_bytes(starter_facts, LoadPlan(n_ctx=8192, swa_full=False))
     assert sum(windowed) == 24 * MIB + 15 * MIB
+
+
+def test_each_slot_adds_a_context_of_kv_cache(starter_facts: ModelFacts) -> None:
+    four = kv_layer_bytes(starter_facts, LoadPlan(n_ctx=2048, parallel=4))
+    assert sum(four) == sum(kv_layer_bytes(starter_facts, LoadPlan(n_ctx=8192)))
+    plan = LoadPlan(n_ctx=2048, parallel=4)
+    assert parallel_cost_bytes(starter_facts, plan) >= 3 * sum(
+        kv_layer_bytes(starter_facts, LoadPlan(n_ctx=2048))
+    )
+
+
+def test_automatic_slots_are_what_the_memory_holds_between_two_and_eight(
+    starter_facts: ModelFacts,
+) -> None:
+    plan = LoadPlan(n_ctx=4096)
+    assert parallel_that_fits(starter_facts, plan, 0) == 2
+    assert parallel_that_fits(starter_facts, plan, 2**40) == 8
+    five = estimate(starter_facts, LoadPlan(n_ctx=4096, parallel=5)).ram_bytes
+    assert parallel_that_fits(starter_facts, plan, five) == 5
 
 
 def test_quantized_kv_sizes_follow_block_sizes(starter_facts: ModelFacts) -> None:

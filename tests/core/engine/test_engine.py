@@ -158,7 +158,10 @@ def test_cancel_stops_within_two_tokens_and_frees_the_engine(tiny_engine: Engine
     assert [r.finish_reason for r, _ in recorder.finished if r] == ["cancelled", "length"]
 
 
-def test_queue_is_fifo_and_bounded(tiny_engine: Engine) -> None:
+def test_queue_is_fifo_and_bounded(engine: Engine, tiny_model: Path) -> None:
+    # One slot: generations run strictly one after another, in arrival order.
+    engine.load(LoadOptions(model_path=tiny_model, n_ctx=256, parallel=1)).result()
+    tiny_engine = engine
     release = threading.Event()
     entered = threading.Event()
 
@@ -171,7 +174,7 @@ def test_queue_is_fifo_and_bounded(tiny_engine: Engine) -> None:
     running.add_done_callback(lambda _f: order.append(0))
     assert entered.wait(10)
     queued: list[Future[GenerationResult]] = []
-    for i in range(1, 4):  # max_pending is 4: one running + three waiting
+    for i in range(1, 5):  # max_pending is 4: four wait beyond the one slot
         future = tiny_engine.generate(chat("Hello", max_tokens=2))
         future.add_done_callback(lambda _f, i=i: order.append(i))
         queued.append(future)
@@ -180,11 +183,14 @@ def test_queue_is_fifo_and_bounded(tiny_engine: Engine) -> None:
     release.set()
     for future in queued:
         assert future.result(10).completion_tokens == 2
-    assert order == [0, 1, 2, 3]
+    assert order == [0, 1, 2, 3, 4]
     assert tiny_engine.pending == 0
 
 
-def test_a_cancelled_queued_job_never_runs(tiny_engine: Engine) -> None:
+def test_a_cancelled_queued_job_never_runs(engine: Engine, tiny_model: Path) -> None:
+    # One slot, so the second job queues behind the first.
+    engine.load(LoadOptions(model_path=tiny_model, n_ctx=256, parallel=1)).result()
+    tiny_engine = engine
     release = threading.Event()
     running = tiny_engine.generate(
         chat("Hello", max_tokens=2), on_chunk=lambda _t: release.wait(10)

@@ -93,3 +93,24 @@ def test_without_a_meter_energy_is_not_measured(engine: Engine, db_path: Path) -
     assert totals.tokens.completion == 4
     assert totals.measured_generations == 0
     assert list(clients) == [ClientKey("api", "openai-python")]
+
+
+def test_sequences_decoded_together_each_get_their_own_row(engine: Engine, db_path: Path) -> None:
+    ledger = UsageLedger(db_path)
+    engine.add_observer(UsageRecorder(ledger))
+    try:
+        futures = [
+            engine.generate(chat(text, n, source="api", client=f"client-{n}"))
+            for text, n in (("Hello", 6), ("Hello world", 9), ("Hi", 12))
+        ]
+        results = [f.result() for f in futures]
+        rows = ledger.records()
+    finally:
+        engine.close()
+        ledger.close()
+    assert max(r.max_concurrent for r in results) > 1, "they shared decode steps"
+    by_client = {row.client: row for row in rows}
+    for n, result in zip((6, 9, 12), results, strict=True):
+        row = by_client[f"client-{n}"]
+        assert row.tokens.completion == result.completion_tokens == n
+        assert row.tokens.prompt == result.prompt_tokens
