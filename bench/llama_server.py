@@ -79,13 +79,18 @@ def _free_port() -> int:
 
 @contextmanager
 def llama_server(model: Path, n_ctx: int, parallel: int, threads: int) -> Iterator[str]:
-    """Run llama-server with ``parallel`` slots of ``n_ctx`` tokens each; yield its /v1 URL."""
+    """Run llama-server with ``parallel`` slots of ``n_ctx`` tokens each; yield its /v1 URL.
+
+    Its KV cache is laid out as Homefire's: one unified cache of parallel × n_ctx cells
+    (``-kvu``) with full-size sliding-window layers (``--swa-full``).
+    """
     import httpx  # the build above runs without the venv
 
     port = _free_port()
     command = [str(llama_server_binary()), "-m", str(model), "--host", "127.0.0.1",
                "--port", str(port), "-c", str(n_ctx * parallel), "-np", str(parallel),
-               "-t", str(threads), "-tb", str(threads), "--no-webui"]  # fmt: skip
+               "-t", str(threads), "-tb", str(threads), "-kvu", "--swa-full",
+               "--no-webui"]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
