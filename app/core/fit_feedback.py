@@ -53,7 +53,10 @@ class FitFeedback:
         try:
             facts = ModelFacts.from_header(read_local_model(info.path))
             # No hardware profile here to name a GPU backend: this is the all-in-RAM prediction.
-            plan = LoadPlan.from_options(replace(options, n_ctx=info.n_ctx), gpu_backend=None)
+            plan = replace(
+                LoadPlan.from_options(replace(options, n_ctx=info.n_ctx), gpu_backend=None),
+                parallel=info.parallel,  # every slot's KV cache is allocated at load
+            )
             predicted = estimate(facts, plan).ram_after_load_bytes
             load_id = self._calibration.record_load(
                 model_path=info.path,

@@ -13,6 +13,9 @@ from typing import Literal, get_args
 KvCacheType = Literal["f16", "q8_0", "q4_0"]
 # Every KV cache type llama.cpp accepts here; a quantized one needs flash attention.
 KV_CACHE_TYPES: tuple[KvCacheType, ...] = get_args(KvCacheType)
+# Sequence slots when nothing else decides (llama-server's -np auto): chat, an agent and
+# autocomplete at once.
+DEFAULT_PARALLEL = 4
 
 
 @dataclass(frozen=True)
@@ -32,4 +35,4 @@ class LoadOptions:
     model_id: str | None = None  # the name served to clients; the file stem when None
     seed: int | None = None
     # Sequence slots decoded together (llama.cpp's --parallel); each holds n_ctx tokens.
-    parallel: int = 4
+    parallel: int = DEFAULT_PARALLEL

@@ -175,7 +175,6 @@ class LoadPlan:
             n_gpu_layers=options.n_gpu_layers if gpu_backend else 0,
             moe_experts_on_cpu_layers=options.moe_experts_on_cpu_layers,
             gpu_backend=gpu_backend,
-            parallel=options.parallel,
         )
 
 
