@@ -20,7 +20,8 @@ tokens/s, and the ratios against the targets of issue 12:
 - 1 client: decode tok/s >= 0.97 × llama-server -np 1;
 - autocomplete under load: TTFT <= 2 × its TTFT alone.
 
-    python bench/concurrency.py [MODEL.gguf] [--rounds N]   (default: the starter model, 3)
+    python bench/concurrency.py [MODEL.gguf] [--rounds N] [--threads N]
+    (default: the starter model, 3 rounds, one thread per physical core)
 """
 
 from __future__ import annotations
@@ -196,8 +197,11 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("model", nargs="?", type=Path)
     parser.add_argument("--rounds", type=int, default=3)
+    # On a machine others share, one thread per server avoids llama.cpp's threads spinning
+    # against each other; both servers always get the same count.
+    parser.add_argument("--threads", type=int, default=default_threads())
     args = parser.parse_args()
-    threads = default_threads()
+    threads = args.threads
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         model = args.model or starter_model(folder)
