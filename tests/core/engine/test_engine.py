@@ -255,7 +255,8 @@ def test_close_cancels_the_running_generation(engine: Engine, tiny_model: Path) 
 def test_close_cancels_queued_generations_without_running_them(
     engine: Engine, tiny_model: Path
 ) -> None:
-    engine.load(LoadOptions(model_path=tiny_model, n_ctx=256)).result()
+    # One slot, so the second request waits in the queue.
+    engine.load(LoadOptions(model_path=tiny_model, n_ctx=256, parallel=1)).result()
     token = CancelToken()
     recorder = Recorder()
 
