@@ -7,6 +7,11 @@ prompt holds the running streams up by one chunk at most. Requests are admitted 
 order; beyond the slots a bounded queue waits (``EngineBusy`` when it is full). Token counts and
 embeddings run between steps; loading and unloading wait until the running sequences end.
 
+A chat template may take up to its 2 s deadline, so chat messages render on a small thread pool
+as soon as a request arrives, never on the engine thread: the running streams keep stepping
+meanwhile. The order is arrival order among ready jobs: a job whose render is still running
+lets the jobs behind it go first, but holds back a load or unload queued behind it.
+
 A job's ``CancelToken`` is checked before every step (and by llama.cpp's abort callback while a
 prompt chunk is read), so a Stop button or a client that disconnects frees its slot at once.
 """
@@ -20,7 +25,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -29,7 +34,12 @@ import psutil
 from app.core.catalog.gguf_header import read_local_model
 from app.core.engine.backend import LlamaBackend, Span, SpecialTokens
 from app.core.engine.cancel import CancelToken
-from app.core.engine.chat_template import TRANSCRIPT_FALLBACK, ChatTemplate, TemplateRenderer
+from app.core.engine.chat_template import (
+    TRANSCRIPT_FALLBACK,
+    ChatTemplate,
+    PromptPiece,
+    TemplateRenderer,
+)
 from app.core.engine.fim import fim_tokens, supports_fim
 from app.core.engine.prompt import tokenize_pieces
 from app.core.engine.request import ChatMessage, GenerationRequest, Sampling
@@ -116,13 +126,25 @@ class SlotUsage:
 # "exclusive" (load, unload) waits until no sequence runs.
 JobKind = Literal["generate", "between", "exclusive"]
 
+# Put on the job queue when a chat render ends, so an idle engine thread wakes to admit its job.
+Wake = Literal["wake"]
+
+
+@dataclass(frozen=True)
+class _Render:
+    """A request's chat messages rendering off the engine thread with one model's template."""
+
+    template: ChatTemplate
+    pieces: Future[list[PromptPiece]]
+
 
 @dataclass
 class _Job:
     kind: JobKind
     future: Future[Any]
-    run: Callable[[], Any] = lambda: None
+    run: Callable[[_Job], Any] = lambda _job: None
     request: GenerationRequest | None = None
+    render: _Render | None = None  # set for chat messages once a model is loaded
     on_chunk: ChunkCallback = lambda _text: None
     cancel: CancelToken = field(default_factory=CancelToken)
     counts_toward_bound: bool = False
@@ -267,7 +289,7 @@ class Engine:
         self._backend_factory = backend_factory
         self._max_pending = max_pending
         self._observers = list(observers)
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Job | Wake | None] = queue.SimpleQueue()
         self._pending = 0
         self._pending_lock = threading.Lock()
         self._job_ids = itertools.count(1)
@@ -279,6 +301,8 @@ class Engine:
         self._usage = (0, 0)  # (active sequences, slots), published by the engine thread
         self._closed = False
         self._templates = TemplateRenderer()
+        # Two workers match the renderer's two children: two arriving requests render at once.
+        self._renders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="engine-prepare")
         self._thread = threading.Thread(target=self._serve, name="engine", daemon=True)
         self._thread.start()
 
@@ -307,15 +331,17 @@ class Engine:
     # -- jobs ----------------------------------------------------------------------------------
 
     def load(self, options: LoadOptions) -> Future[ModelInfo]:
-        return self._submit("exclusive", lambda: self._load(options))
+        return self._submit("exclusive", lambda _job: self._load(options))
 
     def unload(self) -> Future[None]:
-        return self._submit("exclusive", self._unload)
+        return self._submit("exclusive", lambda _job: self._unload())
 
     def count_tokens(self, request: GenerationRequest) -> Future[int]:
         """The prompt tokens a request would use (for context meters and checks)."""
         return self._submit(
-            "between", lambda: len(self._prompt(self._require_loaded(), request)[0])
+            "between",
+            lambda job: len(self._prompt(self._require_loaded(), request, job.render)[0]),
+            request=request,
         )
 
     def generate(
@@ -340,7 +366,10 @@ class Engine:
         """Queue an embedding job (same bound as generations; it runs between decode steps)."""
         self._reserve_slot()
         return self._submit(
-            "between", lambda: self._embed(list(texts)), cancel=cancel, counts_toward_bound=True
+            "between",
+            lambda _job: self._embed(list(texts)),
+            cancel=cancel,
+            counts_toward_bound=True,
         )
 
     def _reserve_slot(self) -> None:
@@ -364,7 +393,7 @@ class Engine:
     def _submit(
         self,
         kind: JobKind,
-        run: Callable[[], Any] = lambda: None,
+        run: Callable[[_Job], Any] = lambda _job: None,
         *,
         request: GenerationRequest | None = None,
         on_chunk: ChunkCallback = lambda _text: None,
@@ -376,25 +405,44 @@ class Engine:
                 self._release_count()
             raise AppError("the engine has shut down")
         future: Future[Any] = Future()
-        self._jobs.put(
-            _Job(
-                kind=kind,
-                future=future,
-                run=run,
-                request=request,
-                on_chunk=on_chunk,
-                cancel=cancel or CancelToken(),
-                counts_toward_bound=counts_toward_bound,
-            )
+        job = _Job(
+            kind=kind,
+            future=future,
+            run=run,
+            request=request,
+            on_chunk=on_chunk,
+            cancel=cancel or CancelToken(),
+            counts_toward_bound=counts_toward_bound,
         )
+        loaded = self._loaded
+        if loaded is not None and request is not None and request.messages is not None:
+            job.render = self._start_render(loaded.template, request)
+        self._jobs.put(job)
         return future
+
+    def _start_render(self, template: ChatTemplate, request: GenerationRequest) -> _Render:
+        """Render a request's messages on the render pool (any thread)."""
+        messages = request.messages
+        assert messages is not None
+        tools = request.tools or None
+        try:
+            pieces = self._renders.submit(self._templates.render, template, messages, tools=tools)
+        except RuntimeError:  # the pool has shut down: close() won the race
+            pieces = Future[list[PromptPiece]]()
+            pieces.set_exception(AppError("the engine has shut down"))
+        pieces.add_done_callback(lambda _done: self._jobs.put("wake"))
+        return _Render(template, pieces)
 
     # -- engine thread: the scheduler ----------------------------------------------------------
 
     def _serve(self) -> None:
-        while self._take_jobs(block=not self._running and not self._waiting):
+        block = True
+        while self._take_jobs(block):
             self._schedule()
             self._publish_usage()
+            # Nothing runs right after scheduling: whatever still waits, waits on a chat render,
+            # whose end puts a wake-up on the queue. Sleep there rather than spin.
+            block = not self._running
             if self._running:
                 self._step()
                 self._publish_usage()
@@ -406,13 +454,14 @@ class Engine:
                 late = self._jobs.get_nowait()
             except queue.Empty:
                 break
-            if late is not None:
+            if isinstance(late, _Job):
                 self._waiting.append(late)
         for job in self._waiting:
             self._reject(job, Cancelled("Homefire is shutting down"))
         self._waiting.clear()
         self._unload()
-        self._templates.close()
+        self._templates.close()  # a render still running fails at once
+        self._renders.shutdown(cancel_futures=True)
         self._publish_usage()
 
     def _take_jobs(self, block: bool) -> bool:
@@ -422,18 +471,22 @@ class Engine:
             while True:
                 if job is None:
                     return False
-                self._waiting.append(job)
+                if job != "wake":
+                    self._waiting.append(job)
                 job = self._jobs.get_nowait()
         except queue.Empty:
             return True
 
     def _schedule(self) -> None:
-        """Start what can start, in arrival order: a generation that finds no free slot holds
-        back the generations behind it; a load or unload holds back everything behind it."""
+        """Start what can start, in arrival order among ready jobs: a generation that finds no
+        free slot holds back the generations behind it; a job whose chat render is still
+        running holds back only a load or unload behind it (which would change the template);
+        a load or unload holds back everything behind it."""
         if self._closed:  # queued before close(): cancelled on the way out, never started
             return
         generation_blocked = False
         exclusive_blocked = False
+        rendering = False
         i = 0
         while i < len(self._waiting):
             job = self._waiting[i]
@@ -443,11 +496,14 @@ class Engine:
                 continue
             if exclusive_blocked:
                 i += 1
+            elif not self._rendered(job):
+                rendering = True
+                i += 1
             elif job.kind == "between":
                 del self._waiting[i]
                 self._run(job)
             elif job.kind == "exclusive":
-                if self._running or generation_blocked:
+                if self._running or generation_blocked or rendering:
                     exclusive_blocked = True
                     i += 1
                 else:
@@ -464,6 +520,17 @@ class Engine:
                     del self._waiting[i]
                     self._admit(job)
 
+    def _rendered(self, job: _Job) -> bool:
+        """Whether a job's chat render is done with the loaded model's template. A render made
+        with another template (a load came in between) starts again: a prompt is always the
+        loaded model's."""
+        loaded = self._loaded
+        if job.request is None or job.request.messages is None or loaded is None:
+            return True  # nothing to render (or admission fails for want of a model)
+        if job.render is None or job.render.template != loaded.template:
+            job.render = self._start_render(loaded.template, job.request)
+        return job.render.pieces.done()
+
     def _free_slot(self) -> _Slot | None:
         return next((slot for slot in self._slots if slot.generation is None), None)
 
@@ -472,7 +539,7 @@ class Engine:
             if not job.future.set_running_or_notify_cancel():
                 return
             try:
-                result = job.run()
+                result = job.run(job)
             except BaseException as exc:  # noqa: BLE001 - every failure ends up in the Future
                 job.future.set_exception(exc)
             else:
@@ -507,7 +574,7 @@ class Engine:
         assert request is not None
         try:
             loaded = self._require_loaded()
-            prompt, stops = self._prompt(loaded, request)
+            prompt, stops = self._prompt(loaded, request, job.render)
             if len(prompt) >= loaded.info.n_ctx:
                 raise ContextOverflow(len(prompt), loaded.info.n_ctx)
             sampler = loaded.backend.sampler(request.sampling, request.grammar, prompt)
@@ -692,15 +759,16 @@ class Engine:
         if loaded is not None:
             loaded.backend.close()
 
+    @staticmethod
     def _prompt(
-        self, loaded: _Loaded, request: GenerationRequest
+        loaded: _Loaded, request: GenerationRequest, render: _Render | None
     ) -> tuple[list[int], tuple[str, ...]]:
+        """The prompt's tokens (chat messages from their finished render) and stop strings."""
         backend = loaded.backend
         if request.messages is not None:
-            pieces = self._templates.render(
-                loaded.template, request.messages, tools=request.tools or None
-            )
-            tokens = tokenize_pieces(backend, pieces)
+            assert render is not None
+            assert render.template == loaded.template  # _rendered() saw to it
+            tokens = tokenize_pieces(backend, render.pieces.result())
             stops = (*request.stop, *loaded.template.stop)
         elif request.suffix is not None:
             tokens = fim_tokens(backend, loaded.special, request.prompt or "", request.suffix)

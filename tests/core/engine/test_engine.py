@@ -159,7 +159,8 @@ def test_cancel_stops_within_two_tokens_and_frees_the_engine(tiny_engine: Engine
 
 
 def test_queue_is_fifo_and_bounded(engine: Engine, tiny_model: Path) -> None:
-    # One slot: generations run strictly one after another, in arrival order.
+    # One slot: generations run strictly one after another, in arrival order. Raw prompts:
+    # a chat job waits for its template render, and the ready jobs behind it may go first.
     engine.load(LoadOptions(model_path=tiny_model, n_ctx=256, parallel=1)).result()
     tiny_engine = engine
     release = threading.Event()
@@ -170,16 +171,17 @@ def test_queue_is_fifo_and_bounded(engine: Engine, tiny_model: Path) -> None:
         release.wait(10)
 
     order: list[int] = []
+    raw_hello = GenerationRequest(prompt="Hello", max_tokens=2, sampling=GREEDY)
     running = tiny_engine.generate(chat("Hello", max_tokens=3), on_chunk=block)
     running.add_done_callback(lambda _f: order.append(0))
     assert entered.wait(10)
     queued: list[Future[GenerationResult]] = []
     for i in range(1, 5):  # max_pending is 4: four wait beyond the one slot
-        future = tiny_engine.generate(chat("Hello", max_tokens=2))
+        future = tiny_engine.generate(raw_hello)
         future.add_done_callback(lambda _f, i=i: order.append(i))
         queued.append(future)
     with pytest.raises(EngineBusy):
-        tiny_engine.generate(chat("Hello", max_tokens=2))
+        tiny_engine.generate(raw_hello)
     release.set()
     for future in queued:
         assert future.result(10).completion_tokens == 2
