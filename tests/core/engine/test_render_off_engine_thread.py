@@ -196,3 +196,22 @@ def test_a_load_between_render_and_admission_renders_again_with_the_new_template
     stream.result(30)
     load.result(30)
     assert chat.result(30).prompt_tokens == on_other
+
+
+def test_ready_jobs_pass_a_rendering_one_but_a_load_waits_for_it(
+    engine: Engine, slow_model: Path
+) -> None:
+    # One slot: whichever generation starts first ends before the other starts.
+    options = LoadOptions(model_path=slow_model, n_ctx=512, parallel=1)
+    engine.load(options).result()
+    timeline = Timeline()
+    chat = engine.generate(CHAT)  # renders for about a second
+    raw = engine.generate(GenerationRequest(prompt="Hello", max_tokens=2, sampling=GREEDY))
+    load = engine.load(options)  # would change the template: waits for the chat job
+    for future, name in ((chat, "chat"), (raw, "raw"), (load, "loaded")):
+        future.add_done_callback(lambda _f, name=name: timeline.mark(name))
+    wait([chat, raw, load], 30)
+    assert chat.result().completion_tokens > 0
+    assert raw.result().completion_tokens > 0
+    load.result()
+    assert [what for what, _ in timeline.events] == ["raw", "chat", "loaded"]
