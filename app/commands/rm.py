@@ -22,9 +22,10 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "rm",
         help="delete a model Homefire downloaded",
-        description="Delete a model by its name in `homefire ls` (or its path).",
+        description="Delete a model by its exact name in `homefire ls` (or its path); a "
+        "shorter name only lists the models it could mean.",
     )
-    parser.add_argument("model", help="a name from `homefire ls`, or a GGUF path")
+    parser.add_argument("model", help="the exact name from `homefire ls`, or a GGUF path")
     parser.add_argument(
         "--force", action="store_true", help="also delete a file another tool put there"
     )
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _remove(library: ModelLibrary, wanted: str, force: bool) -> int:
-    model = library.resolve(wanted)
+    model = library.resolve(wanted, allow_prefix=False)
     if model.source == "file":  # a path: find which library entry it is, to know its owner
         listed = [
             m for m in library.models() if model.path in {p.resolve() for p in (m.path, *m.parts)}

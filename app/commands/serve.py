@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import signal
 import sys
 import threading
 from typing import Any
 
-from app.core.errors import UnknownModel
+from app.core.errors import ConfigError, UnknownModel
 from app.core.load_options import LoadOptions
-from app.core.server.app import ServerConfig
+from app.core.server.config import API_KEY_ENV, ServerChoices, server_config
 from app.core.services import AppServices
 from app.core.sizes import format_size
 
@@ -30,10 +31,18 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
     parser.add_argument("--ctx", type=int, help="context length in tokens (default 4096)")
     parser.add_argument("--gpu-layers", type=int, default=0, help="layers to offload (-1: all)")
-    parser.add_argument(
+    key = parser.add_mutually_exclusive_group()
+    key.add_argument(
+        "--api-key-stdin",
+        action="store_true",
+        help="read the API key from the first line of stdin (clients then send "
+        "'Authorization: Bearer KEY' on every route but /health; needed beyond this machine)",
+    )
+    key.add_argument(
         "--api-key",
-        help="require 'Authorization: Bearer KEY' on every route but /health "
-        "(required to listen beyond this machine)",
+        help=f"the API key on the command line (visible to other users in `ps`: prefer "
+        f"--api-key-stdin or {API_KEY_ENV}). Without either, {API_KEY_ENV}, then the key "
+        "the app saved in the OS keyring, is used",
     )
     parser.set_defaults(func=run)
 
@@ -43,6 +52,11 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     try:
         settings = services.settings
+        # Checked before the (slow) model load, so a refused configuration fails at once.
+        config = server_config(
+            settings.server,
+            ServerChoices(host=args.host, port=args.port, api_key=_given_key(args)),
+        )
         wanted = args.model or settings.default_model or _first_model(services)
         model = services.library.resolve(wanted)
         print(f"Loading {model.name} ...", file=sys.stderr)  # noqa: T201
@@ -58,14 +72,6 @@ def run(args: argparse.Namespace) -> int:
                 f"({measured.ram_error:+.1%})",
                 file=sys.stderr,
             )
-        config = ServerConfig(
-            host=args.host or settings.server.host,
-            port=settings.server.port if args.port is None else args.port,
-            api_key=args.api_key,
-            cors_origins=tuple(settings.server.cors_origins),
-            allowed_hosts=tuple(settings.server.allowed_hosts),
-            max_body_bytes=settings.server.max_body_bytes,
-        )
         runner = services.start_server(config)
         # One line on stdout, so scripts can read the URL.
         print(f"Serving {info.model_id} (context {info.n_ctx}) at {runner.url}/v1", flush=True)  # noqa: T201
@@ -78,6 +84,22 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         services.close()
+
+
+def _given_key(args: argparse.Namespace) -> str | None:
+    """The key given on this command line or stdin; None lets the environment or keyring say."""
+    if args.api_key_stdin:
+        key = (getpass.getpass("API key: ") if sys.stdin.isatty() else sys.stdin.readline()).strip()
+        if not key:
+            raise ConfigError("--api-key-stdin read an empty key")
+        return key
+    if args.api_key is not None:
+        print(  # noqa: T201
+            "homefire: warning: --api-key shows the key to every user of this machine (in "
+            f"`ps`); use --api-key-stdin or {API_KEY_ENV} instead",
+            file=sys.stderr,
+        )
+    return args.api_key
 
 
 def _first_model(services: AppServices) -> str:

@@ -11,7 +11,6 @@ import argparse
 import logging
 import signal
 import sys
-from logging.handlers import RotatingFileHandler
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
@@ -24,6 +23,7 @@ from app.core.library.starter import STARTER_NAME
 from app.core.load_options import LoadOptions
 from app.core.services import AppServices
 from app.core.storage.paths import AppPaths
+from app.core.storage.privacy import PrivateLogFile, private_folder
 from app.gui.desktop import Desktop
 from app.gui.errors import excepthook_for, user_message
 from app.gui.icons import icon
@@ -103,9 +103,9 @@ def load_first_model(desktop: Desktop) -> None:
 
 
 def _log_to_file(paths: AppPaths, debug: bool) -> str:
-    paths.log_dir.mkdir(parents=True, exist_ok=True)
+    private_folder(paths.log_dir)
     path = paths.log_dir / LOG_FILE
-    handler = RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+    handler = PrivateLogFile(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     for existing in root.handlers:  # the console keeps showing warnings only

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QPushButton
 from pytestqt.qtbot import QtBot
 
+from app.core.server.config import API_KEY_ENV
 from app.gui.desktop import Desktop
 from app.gui.main_window import MainWindow
 from app.gui.server.server_page import ServerPage
@@ -128,3 +136,79 @@ def test_the_page_shows_busy_slots_and_waiting_requests(
     for future in waiting:
         future.result(20)
     qtbot.waitUntil(lambda: f"0 of {slots} slots busy" in page.slots.text(), timeout=5_000)
+
+
+@pytest.fixture
+def shared_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A keyring the app (this process) and ``homefire serve`` (a child) both read."""
+    import keyring
+
+    from tests.fixtures.file_keyring import BACKEND_NAME, FILE_ENV, SharedTestKeyring
+
+    store = tmp_path / "keyring.json"
+    monkeypatch.setenv(FILE_ENV, str(store))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", BACKEND_NAME)
+    previous = keyring.get_keyring()
+    keyring.set_keyring(SharedTestKeyring())
+    yield store
+    keyring.set_keyring(previous)
+
+
+def test_serve_after_the_app_enabled_lan_requires_the_apps_key(
+    qtbot: QtBot,
+    shared_keyring: Path,
+    window: MainWindow,
+    homefire_home: Path,
+    tiny_model: Path,
+) -> None:
+    page = window.server
+    page.port.setValue(0)
+    page.lan.setChecked(True)
+    qtbot.mouseClick(page.findChild(QPushButton, "generateKey"), Qt.MouseButton.LeftButton)
+    key = page.api_key.text()
+    assert key
+    with qtbot.waitSignal(page.server_started, timeout=20_000):
+        qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(page.server_stopped, timeout=20_000):
+        qtbot.mouseClick(page.start_button, Qt.MouseButton.LeftButton)
+    assert key in shared_keyring.read_text()  # saved where the OS keyring would keep it
+    settings_text = (homefire_home / "config" / "settings.json").read_text()
+    assert "0.0.0.0" in settings_text
+    assert key not in settings_text
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    env.pop(API_KEY_ENV, None)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "app",
+            "--debug",
+            "serve",
+            "--model",
+            str(tiny_model),
+            "--port",
+            "0",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "Serving tiny-chatml" in line, process.stderr.read() if process.stderr else ""
+        port = line.rsplit(":", 1)[1].split("/")[0]
+        url = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{url}/v1/models").status_code == 401
+        assert (
+            httpx.get(f"{url}/v1/models", headers={"Authorization": "Bearer no"}).status_code == 401
+        )
+        authorised = {"Authorization": f"Bearer {key}"}
+        assert httpx.get(f"{url}/v1/models", headers=authorised).status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert key not in line + out + err  # not even with --debug logging

@@ -5,11 +5,12 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import WebSocket  # at module level: FastAPI resolves the handler's annotation here
 
 from app.core.server.port import OLLAMA_PORT, offer_port, port_is_free
 from app.core.server.request_log import RequestLog, RequestRecord
@@ -361,3 +362,97 @@ def test_subscribers_are_called_from_the_server_thread(
     # has read it.
     assert logged.wait(10)
     assert threads == ["http-server"]
+
+
+def test_the_key_is_never_in_the_request_log_errors_or_config_text(
+    serve: ServerFactory, tiny_model: Path
+) -> None:
+    key = "s3cret-Zq81"
+    services = serve(tiny_model, api_key=key)
+    url = base_url(services)
+    answers = [
+        httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {key[:-1]}"}),
+        httpx.get(f"{url}/v1/models?api_key={key}"),
+        httpx.get(f"{url}/api/tags", headers={"X-Api-Key": key + "x"}),
+        httpx.post(
+            f"{url}/v1/chat/completions", json={"messages": "x"}, headers={"X-Api-Key": key}
+        ),
+        httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {key}"}),
+    ]
+    assert [a.status_code for a in answers] == [401, 401, 401, 400, 200]
+    assert wait_for(lambda: len(services.request_log.records()) == len(answers))
+    assert all(key[:-1] not in a.text for a in answers)
+    assert key[:-1] not in repr(services.request_log.records())
+    assert services.server is not None
+    assert key not in repr(services.server.config)
+
+
+@pytest.fixture
+def websocket_probe(tiny_model: Path) -> Iterator[str]:
+    """Homefire's app plus one websocket route, served by uvicorn on 127.0.0.1.
+
+    No Homefire route takes a websocket; this one shows that one added later would still sit
+    behind the same Host, Origin and key checks as every HTTP route.
+    """
+    import uvicorn
+
+    from app.core.server.app import ServerConfig, create_app
+    from app.core.services import AppServices
+
+    services = AppServices.create()
+    app = create_app(
+        services.engine,
+        ServerConfig(port=0, api_key="k3y", cors_origins=("https://ok.example",)),
+    )
+
+    @app.websocket("/probe")
+    async def probe(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("hello")
+        await websocket.close()
+
+    sock = socket.create_server(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="ws-probe")
+    thread.start()
+    assert wait_for(lambda: server.started)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+        services.close()
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        (b"Authorization: Bearer k3y\r\n", 101),
+        (b"X-Api-Key: k3y\r\nOrigin: https://ok.example\r\n", 101),
+        (b"", 403),  # no key
+        (b"Authorization: Bearer nope\r\n", 403),
+        (b"Authorization: Bearer k3y\r\nOrigin: https://evil.example\r\n", 403),
+        (b"Authorization: Bearer k3y\r\nOrigin: null\r\n", 403),
+    ],
+)
+def test_a_websocket_passes_the_same_origin_and_key_checks(
+    websocket_probe: str, headers: bytes, status: int
+) -> None:
+    request = (
+        b"GET /probe HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        + headers
+        + b"\r\n"
+    )
+    assert _raw_status(websocket_probe, request) == status
+
+
+@pytest.mark.parametrize("host", [b"evil.example", b"localhost.evil.example", b":8080"])
+def test_a_websocket_passes_the_same_host_check(websocket_probe: str, host: bytes) -> None:
+    request = (
+        b"GET /probe HTTP/1.1\r\nHost: " + host + b"\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer k3y\r\n\r\n"
+    )
+    assert _raw_status(websocket_probe, request) == 403

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 from app.core.catalog.hub import FileMetadata, HubClient, HubFile, is_commit_hash
+from app.core.downloads.blob_lock import blob_lock, lock_path
 from app.core.downloads.cache_layout import RepoCache
 from app.core.downloads.connections import Connections
 from app.core.downloads.control import Paused, TransferControl
@@ -279,25 +280,28 @@ class DownloadManager:
         for hub_file, meta in zip(request.files, metas, strict=True):
             sha = _expected_sha(hub_file, meta)
             blob = cache.blob(sha)
-            if not blob.exists():
-                tracker.start_file(hub_file.path, cache.part(sha))
-                fetch_verified(
-                    self._connections,
-                    FileJob(
-                        url=self._hub.resolve_url(request.repo_id, hub_file.path, commit),
-                        headers={**self._hub.auth_headers(), "Accept-Encoding": "identity"},
-                        part=cache.part(sha),
-                        blob=blob,
-                        size=hub_file.size,
-                        sha256=sha,
-                        check_gguf_magic=hub_file.path.lower().endswith(".gguf"),
-                        label=hub_file.path,
-                    ),
-                    item.control,
-                    tracker.add_bytes,
-                    tracker.message,
-                    self._retry,
-                )
+            lock = lock_path(self._models_dir, cache.folder.name, sha)
+            with blob_lock(lock, cache.part(sha), hub_file.path, item.control):
+                # Another downloader may have finished it while this one waited for the lock.
+                if not blob.exists():
+                    tracker.start_file(hub_file.path, cache.part(sha))
+                    fetch_verified(
+                        self._connections,
+                        FileJob(
+                            url=self._hub.resolve_url(request.repo_id, hub_file.path, commit),
+                            headers={**self._hub.auth_headers(), "Accept-Encoding": "identity"},
+                            part=cache.part(sha),
+                            blob=blob,
+                            size=hub_file.size,
+                            sha256=sha,
+                            check_gguf_magic=hub_file.path.lower().endswith(".gguf"),
+                            label=hub_file.path,
+                        ),
+                        item.control,
+                        tracker.add_bytes,
+                        tracker.message,
+                        self._retry,
+                    )
             tracker.file_done(hub_file.size)
             paths.append(cache.link_snapshot(commit, hub_file.path, sha))
         if not is_commit_hash(request.revision):

@@ -7,6 +7,10 @@ Appending is a three-thread pipeline so the download thread only receives and wr
 - a flush thread calls ``fdatasync`` every ``FLUSH_EVERY`` bytes, so the kernel writes the file
   out while it arrives and the ``fsync`` before the final rename has little left to do.
 
+The file is opened without following symbolic links (``O_NOFOLLOW``): a link planted where
+the ``.part`` file belongs (by another program, or a hostile archive unpacked into the models
+folder) would otherwise make the download append to whatever file it points at.
+
 A chunk is hashed only after it was fully written, so the digest never covers a byte the file
 lacks; when a write fails half-way the file holds bytes the digest does not, and :meth:`sync`
 hashes the file again from disk before the next attempt appends to it.
@@ -22,6 +26,7 @@ import queue
 import threading
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 from app.core.downloads.control import TransferControl
 from app.core.errors import DiskFull, DownloadError
@@ -30,6 +35,9 @@ FLUSH_EVERY = 64 << 20
 _HASH_QUEUE_CHUNKS = 16  # at most this many received chunks wait for the hashing thread
 _REHASH_BLOCK = 8 << 20
 _DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+# Windows has no O_NOFOLLOW; creating a symlink there needs rights a planted one rarely has.
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_BINARY = getattr(os, "O_BINARY", 0)
 
 
 class PartFile:
@@ -44,9 +52,13 @@ class PartFile:
     @property
     def size(self) -> int:
         try:
-            return self.path.stat().st_size
+            return self.path.lstat().st_size
         except FileNotFoundError:
             return 0
+
+    def open_read(self) -> BinaryIO:
+        """The bytes on disk, never through a symbolic link."""
+        return os.fdopen(_open(self, os.O_RDONLY | _BINARY), "rb")
 
     def sync(self, control: TransferControl) -> int:
         """Make the running hash cover exactly the bytes on disk; returns their count.
@@ -58,7 +70,7 @@ class PartFile:
         if on_disk != self._offset:
             self._digest = hashlib.sha256()
             self._offset = 0
-            with self.path.open("rb") as handle:
+            with self.open_read() as handle:
                 while block := handle.read(_REHASH_BLOCK):
                     self._digest.update(block)
                     self._offset += len(block)
@@ -85,7 +97,7 @@ class PartFile:
     def make_durable(self) -> None:
         """fsync before the rename, so a crash never leaves a named but empty blob."""
         try:
-            with self.path.open("rb") as handle:
+            with self.open_read() as handle:
                 os.fsync(handle.fileno())
         except OSError as exc:
             raise _write_error(self, exc) from exc
@@ -99,7 +111,7 @@ class PartAppender:
 
     def __init__(self, part: PartFile) -> None:
         self._part = part
-        self._fd = os.open(part.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd = _open(part, os.O_WRONLY | os.O_CREAT | os.O_APPEND | _BINARY)
         self._digest = part._digest.copy()
         self._hashed = part._offset
         self._chunks: queue.Queue[bytes | None] = queue.Queue(_HASH_QUEUE_CHUNKS)
@@ -206,6 +218,18 @@ def _datasync(fd: int) -> None:
     # fdatasync is POSIX-only (macOS has no os.fdatasync); fsync elsewhere.
     sync = getattr(os, "fdatasync", os.fsync)
     sync(fd)
+
+
+def _open(part: PartFile, flags: int) -> int:
+    try:
+        return os.open(part.path, flags | _NO_FOLLOW, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # what O_NOFOLLOW answers for a link
+            raise DownloadError(
+                f"{part.path} is a symbolic link, not a partial download; Homefire will not "
+                "write through it: delete it and run the same command again"
+            ) from exc
+        raise
 
 
 def _write_error(part: PartFile, exc: OSError) -> DownloadError:

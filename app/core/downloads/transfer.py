@@ -295,7 +295,7 @@ def _looks_like_gguf(chunk: bytes) -> bool:
 
 
 def _require_gguf(part: PartFile, label: str) -> None:
-    with part.path.open("rb") as handle:
+    with part.open_read() as handle:
         magic = handle.read(4)
     if magic != GGUF_MAGIC:
         part.discard()

@@ -41,8 +41,12 @@ class ModelLibrary:
                     found.append(model)
         return found
 
-    def resolve(self, name_or_path: str) -> LibraryModel:
-        """A GGUF path, a library name, or a unique prefix of one (case-insensitive)."""
+    def resolve(self, name_or_path: str, allow_prefix: bool = True) -> LibraryModel:
+        """A GGUF path, a library name, or a unique prefix of one (case-insensitive).
+
+        ``allow_prefix=False`` is for destructive commands: a prefix then only lists the names
+        it could mean, so a short word never picks a model to delete.
+        """
         candidate = Path(name_or_path).expanduser()
         if candidate.suffix.lower() == ".gguf" or candidate.exists():
             if not candidate.is_file():
@@ -60,6 +64,11 @@ class ModelLibrary:
         if exact:
             return exact[0]
         prefixed = [m for m in models if m.name.lower().startswith(wanted)]
+        if prefixed and not allow_prefix:
+            raise UnknownModel(
+                f"no model is named exactly {name_or_path!r}; give the full name of one of: "
+                + ", ".join(sorted(m.name for m in prefixed))
+            )
         if len(prefixed) == 1:
             return prefixed[0]
         known = ", ".join(sorted(m.name for m in models)) or "none yet"

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from app import __version__
 from app.core.engine.engine import Engine
+from app.core.errors import ConfigError
 from app.core.server.errors import install_error_handlers
 from app.core.server.guards import (
     ApiKeyGuard,
@@ -21,11 +22,13 @@ from app.core.server.guards import (
     OriginGuard,
     PathNormaliser,
     RequestLogger,
+    check_cors_origins,
 )
-from app.core.server.host_check import allowed_host_names
+from app.core.server.host_check import allowed_host_names, is_loopback
 from app.core.server.ollama_routes import router as ollama_router
 from app.core.server.openai_routes import router as openai_router
 from app.core.server.request_log import RequestLog
+from app.core.storage.settings import ServerLimits
 
 # Ollama caps decompressed bodies at 20 MiB; a whole 128k-token prompt is well under that.
 DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024
@@ -33,13 +36,25 @@ DEFAULT_MAX_BODY_BYTES = 20 * 1024 * 1024
 
 @dataclass(frozen=True)
 class ServerConfig:
+    """Where and how the endpoint listens. Refuses, as ``ConfigError``, what would be unsafe."""
+
     host: str = "127.0.0.1"
     port: int = 8080
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never in a log line
     cors_origins: tuple[str, ...] = field(default=())
     # Host names besides localhost/loopback/the bound address that clients may use (a LAN name).
     allowed_hosts: tuple[str, ...] = field(default=())
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    limits: ServerLimits = field(default_factory=ServerLimits)
+
+    def __post_init__(self) -> None:
+        if not is_loopback(self.host) and not self.api_key:
+            raise ConfigError(
+                f"listening on {self.host} exposes the endpoint beyond this machine, so it needs "
+                "an API key (generate one on the app's Server page, or give `homefire serve` "
+                "HOMEFIRE_API_KEY or --api-key-stdin)"
+            )
+        check_cors_origins(self.cors_origins)
 
 
 def create_app(
@@ -65,9 +80,13 @@ def create_app(
     app.include_router(openai_router)
     app.include_router(ollama_router)
     # add_middleware wraps: the last one added runs first.
+    app.add_middleware(
+        BodyGuard, max_bytes=config.max_body_bytes, timeout_s=config.limits.body_timeout_s
+    )
+    # The key is checked from the headers alone, before any body is read: a client without it
+    # cannot make Homefire receive or buffer anything.
     if config.api_key:
         app.add_middleware(ApiKeyGuard, key=config.api_key)
-    app.add_middleware(BodyGuard, max_bytes=config.max_body_bytes)
     app.add_middleware(OriginGuard, origins=tuple(config.cors_origins))
     app.add_middleware(HostGuard, allowed=allowed_host_names(config.host, config.allowed_hosts))
     app.add_middleware(RequestLogger, log=request_log or RequestLog())

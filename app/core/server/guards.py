@@ -1,12 +1,16 @@
 """The endpoint's pure-ASGI gatekeepers, each one small and in the order they run.
 
 ``PathNormaliser`` → ``RequestLogger`` → ``HostGuard`` → ``OriginGuard`` (CORS) →
-``BodyGuard`` → ``ApiKeyGuard`` → the routes. Pure ASGI (not ``BaseHTTPMiddleware``) so
-streamed responses and disconnect notices pass through untouched.
+``ApiKeyGuard`` → ``BodyGuard`` → the routes. Pure ASGI (not ``BaseHTTPMiddleware``) so
+streamed responses and disconnect notices pass through untouched. The key is checked before the
+body is read, so a client without it costs one header parse. Every scope but the server's own
+``lifespan`` (a websocket too, though no route accepts one) passes the Host, Origin and key
+checks: a guard that looked only at ``http`` would wave any other kind through.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -15,7 +19,9 @@ from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.responses import Response
+from starlette.websockets import WebSocketClose
 
+from app.core.errors import ConfigError
 from app.core.server.errors import ApiError
 from app.core.server.host_check import host_allowed
 from app.core.server.request_log import RequestLog, RequestRecord
@@ -32,8 +38,24 @@ OPEN_PATHS = frozenset({"/health"})
 ALLOWED_METHODS = "GET, HEAD, POST, OPTIONS"
 
 
+# RFC 6455's "policy violation": uvicorn turns a close before the handshake into a 403.
+WEBSOCKET_POLICY_VIOLATION = 1008
+
+
+def _guarded(scope: Scope) -> bool:
+    """Every scope a client can open; only ``lifespan`` (the server itself) is not checked."""
+    return scope["type"] != "lifespan"
+
+
 async def _refuse(error: ApiError, scope: Scope, receive: Receive, send: Send) -> None:
-    await error.response(scope["path"])(scope, receive, send)
+    if scope["type"] == "http":
+        response = error.response(scope["path"])
+        # Closing stops a refused client from going on sending a body nobody will read.
+        response.headers["Connection"] = "close"
+        await response(scope, receive, send)
+    else:
+        close = WebSocketClose(WEBSOCKET_POLICY_VIOLATION, error.message[:120])
+        await close(scope, receive, send)
 
 
 class PathNormaliser:
@@ -101,9 +123,7 @@ class HostGuard:
         self.allowed = allowed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not host_allowed(
-            Headers(scope=scope).get("host", ""), self.allowed
-        ):
+        if _guarded(scope) and not host_allowed(Headers(scope=scope).get("host", ""), self.allowed):
             error = ApiError(
                 403,
                 "this Host name is not allowed (DNS-rebinding protection); use localhost or "
@@ -114,6 +134,26 @@ class HostGuard:
             await _refuse(error, scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+# The web's own schemes: a pattern over them would admit every site on the internet.
+WEB_SCHEMES = ("http", "https")
+
+
+def check_cors_origins(origins: tuple[str, ...]) -> None:
+    """Exact origins, or ``scheme://*`` for an app's own scheme (``vscode-webview://*``).
+
+    ``*``, ``null`` and any other pattern would let web pages the user merely visits use the
+    model: refused with a ``ConfigError`` naming the entry.
+    """
+    for origin in origins:
+        scheme, sep, rest = origin.partition("://")
+        app_scheme = rest == "*" and scheme.lower() not in WEB_SCHEMES and scheme.isascii()
+        if origin == "null" or not sep or not scheme or ("*" in origin and not app_scheme):
+            raise ConfigError(
+                f"the CORS origin {origin!r} is not allowed: list each web origin exactly "
+                "(such as http://localhost:3000); wildcards would let any page use the model"
+            )
 
 
 def origin_allowed(origin: str, allowed: tuple[str, ...]) -> bool:
@@ -139,7 +179,7 @@ class OriginGuard:
         self.origins = origins
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if not _guarded(scope):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
@@ -156,6 +196,9 @@ class OriginGuard:
                 code="origin_not_allowed",
             )
             await _refuse(error, scope, receive, send)
+            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
             return
         cors = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
         if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
@@ -184,7 +227,10 @@ class OriginGuard:
 
 
 class BodyGuard:
-    """Bodies are JSON, uncompressed and at most ``max_bytes``; read whole before the routes.
+    """Bodies are JSON, uncompressed, at most ``max_bytes`` and whole within ``timeout_s``.
+
+    The body is read here, before the routes, so a slow sender (one byte a second) gets 408
+    after the deadline instead of holding a connection and a buffer for as long as it likes.
 
     ``text/plain`` and ``multipart/form-data`` are what a web page can POST without a
     preflight, so they are refused (415). ``application/x-www-form-urlencoded`` is accepted
@@ -192,9 +238,10 @@ class BodyGuard:
     carries an Origin and was refused already.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -203,7 +250,15 @@ class BodyGuard:
         headers = Headers(scope=scope)
         error = self._header_error(headers)
         if error is None:
-            body, error = await self._read(receive)
+            try:
+                async with asyncio.timeout(self.timeout_s):
+                    body, error = await self._read(receive)
+            except TimeoutError:
+                error = ApiError(
+                    408,
+                    f"the request body did not arrive within {self.timeout_s:g} seconds",
+                    code="body_timeout",
+                )
         if error is not None:
             await _refuse(error, scope, receive, send)
             return
@@ -272,7 +327,7 @@ class ApiKeyGuard:
         self.key = key.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if not _guarded(scope) or (scope["type"] == "http" and scope["path"] in OPEN_PATHS):
             await self.app(scope, receive, send)
             return
         if not self._authorised(Headers(scope=scope)):

@@ -37,6 +37,17 @@ def allowed_host_names(bound_host: str, extra: Iterable[str] = ()) -> frozenset[
     return frozenset(names)
 
 
+def is_loopback(host: str) -> bool:
+    """True for names and addresses only this machine can reach (``localhost``, 127/8, ::1)."""
+    host = host.strip().strip("[]").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def host_name(header: str) -> str | None:
     """The name in a Host header without its port; None when it is empty or malformed."""
     header = header.strip().lower()
@@ -57,9 +68,4 @@ def host_allowed(header: str, allowed: frozenset[str]) -> bool:
     name = host_name(header)
     if name is None:
         return False
-    if name in allowed:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    return name in allowed or is_loopback(name)

@@ -23,12 +23,12 @@ from app.core.errors import ModelNotLoaded
 from app.core.server.chat_request import ChatJob, chat_job
 from app.core.server.client_names import client_name
 from app.core.server.dialects import engine_of, finish_reason, note_usage, same_model
+from app.core.server.embeddings import embed_texts
 from app.core.server.errors import ApiError
 from app.core.server.generation_stream import (
     Chunk,
     GenerationStream,
     chain_events,
-    engine_job_or_disconnect,
     first_event_or_disconnect,
     result_or_disconnect,
 )
@@ -311,10 +311,7 @@ async def embed(body: OllamaEmbedBody, request: Request) -> dict[str, Any]:
     note_usage(request, info.model_id, None)
     started = time.monotonic()
     engine = engine_of(request)
-    texts = body.texts()
-    result = await engine_job_or_disconnect(
-        lambda cancel: engine.embed(texts, cancel=cancel), request
-    )
+    result = await embed_texts(request, engine, body.texts())
     request.state.prompt_tokens = result.prompt_tokens
     return {
         "model": info.model_id,
@@ -330,9 +327,7 @@ async def embeddings_legacy(body: OllamaEmbeddingsBody, request: Request) -> dic
     info = _model(request, body.model)
     note_usage(request, info.model_id, None)
     engine = engine_of(request)
-    result = await engine_job_or_disconnect(
-        lambda cancel: engine.embed([body.prompt], cancel=cancel), request
-    )
+    result = await embed_texts(request, engine, [body.prompt])
     request.state.prompt_tokens = result.prompt_tokens
     return {"embedding": result.vectors[0]}
 

@@ -20,12 +20,12 @@ from app.core.errors import ModelNotLoaded
 from app.core.server.chat_request import chat_job
 from app.core.server.client_names import client_name
 from app.core.server.dialects import engine_of, finish_reason, note_usage, same_model
+from app.core.server.embeddings import embed_texts
 from app.core.server.errors import ApiError
 from app.core.server.generation_stream import (
     Chunk,
     GenerationStream,
     chain_events,
-    engine_job_or_disconnect,
     first_event_or_disconnect,
     result_or_disconnect,
 )
@@ -340,9 +340,7 @@ async def embeddings(body: EmbeddingBody, request: Request) -> dict[str, Any]:
     engine = engine_of(request)
     info = loaded_model(engine, body.model)
     note_usage(request, info.model_id, None)
-    result = await engine_job_or_disconnect(
-        lambda cancel: engine.embed(body.texts(), cancel=cancel), request
-    )
+    result = await embed_texts(request, engine, body.texts())
     request.state.prompt_tokens = result.prompt_tokens
     width = len(result.vectors[0]) if result.vectors else 0
     if body.dimensions is not None and body.dimensions != width:

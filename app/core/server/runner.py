@@ -6,7 +6,6 @@ Binding the socket ourselves makes a busy port an ``OSError`` the caller sees (u
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import socket
 import threading
@@ -17,27 +16,14 @@ import uvicorn
 from app.core.engine.engine import Engine
 from app.core.errors import ConfigError
 from app.core.server.app import ServerConfig, create_app
+from app.core.server.header_deadline import protocol_with_header_deadline
 from app.core.server.request_log import RequestLog
 
 log = logging.getLogger(__name__)
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class ServerRunner:
     def __init__(self, engine: Engine, config: ServerConfig, request_log: RequestLog) -> None:
-        if not is_loopback(config.host) and not config.api_key:
-            raise ConfigError(
-                f"listening on {config.host} exposes the endpoint beyond this machine: "
-                "set an API key (--api-key) to do that"
-            )
         self.config = config
         self._app = create_app(engine, config, request_log)
         self._server: uvicorn.Server | None = None
@@ -61,12 +47,17 @@ class ServerRunner:
             ) from exc
         self._socket = sock
         self.port = sock.getsockname()[1]
+        limits = self.config.limits
         uv_config = uvicorn.Config(
             self._app,
+            http=protocol_with_header_deadline(limits.header_timeout_s),
             log_level="warning",
             access_log=False,
             timeout_graceful_shutdown=3,
             lifespan="off",
+            limit_concurrency=limits.max_connections,
+            timeout_keep_alive=limits.keep_alive_s,
+            h11_max_incomplete_event_size=limits.max_header_bytes,
         )
         self._server = uvicorn.Server(uv_config)
         self._thread = threading.Thread(

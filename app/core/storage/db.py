@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.errors import StorageError
+from app.core.storage.privacy import private_file
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ def connect(path: Path) -> sqlite3.Connection:
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # SQLite gives its -wal and -shm files the database file's mode, so one chmod covers all.
+        private_file(path)
         conn = sqlite3.connect(
             path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
         )
@@ -116,6 +119,7 @@ def migrate(
 def backup(conn: sqlite3.Connection, destination: Path) -> None:
     """A consistent copy of the live database (WAL content included) at ``destination``."""
     destination.unlink(missing_ok=True)
+    private_file(destination)
     with closing(sqlite3.connect(destination)) as target:
         conn.backup(target)
 

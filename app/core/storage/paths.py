@@ -9,6 +9,8 @@ from pathlib import Path
 
 import platformdirs
 
+from app.core.storage.privacy import private_folder
+
 APP_NAME = "homefire"
 HOME_ENV = "HOMEFIRE_HOME"
 
@@ -50,7 +52,7 @@ class AppPaths:
         return self.data_dir / "models"
 
     def ensure(self) -> None:
-        """Create the folders; called once at start-up, not on import."""
+        """Create the folders, private to the user; called once at start-up, not on import."""
         for folder in (
             self.config_dir,
             self.data_dir,
@@ -58,4 +60,4 @@ class AppPaths:
             self.log_dir,
             self.models_dir,
         ):
-            folder.mkdir(parents=True, exist_ok=True)
+            private_folder(folder)

@@ -16,6 +16,26 @@ from app.core.storage.json_store import VersionedJsonStore
 SCHEMA_VERSION = 1
 
 
+class ServerLimits(BaseModel):
+    """What one client can hold or ask for; each limit is in the README's Limits table."""
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+
+    # Beyond this many open connections new requests get 503 at once, so a flood of sockets
+    # cannot exhaust file descriptors or memory; IDE plugins and the app use a handful.
+    max_connections: int = Field(default=64, ge=1, le=10_000)
+    # An idle keep-alive connection is closed after this long (uvicorn's own default).
+    keep_alive_s: int = Field(default=5, ge=1, le=3600)
+    # The request line and headers must arrive within this long and fit in this many bytes.
+    header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=2**20)
+    # The whole body must arrive within this long of its headers (20 MiB at 1 MB/s still fits).
+    body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    # OpenAI's own per-request caps, so a client written for OpenAI never meets a lower one.
+    max_embedding_inputs: int = Field(default=2048, ge=1, le=100_000)
+    max_embedding_tokens: int = Field(default=300_000, ge=1, le=100_000_000)
+
+
 class ServerSettings(BaseModel):
     model_config = ConfigDict(extra="ignore", validate_assignment=True)
 
@@ -25,6 +45,7 @@ class ServerSettings(BaseModel):
     # Host names besides localhost and loopback that clients may use (e.g. this machine's LAN name).
     allowed_hosts: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=20 * 2**20, ge=1024)
+    limits: ServerLimits = Field(default_factory=ServerLimits)
 
 
 class EngineSettings(BaseModel):

@@ -35,10 +35,12 @@ from app.core.engine.engine import SlotUsage
 from app.core.errors import ConfigError, SecretsUnavailable
 from app.core.server.app import ServerConfig
 from app.core.server.client_snippets import Endpoint, snippets
+from app.core.server.config import ServerChoices, saved_api_key, server_config
+from app.core.server.host_check import is_loopback
 from app.core.server.port import offer_port
 from app.core.server.request_log import RequestLog, RequestRecord
 from app.core.server.runner import ServerRunner
-from app.core.storage.secrets import delete_secret, read_secret, save_secret
+from app.core.storage.secrets import delete_secret, save_secret
 from app.gui.desktop import Desktop
 from app.gui.errors import show_error
 from app.gui.model_loader import LoadedModel
@@ -97,12 +99,13 @@ class ServerPage(QWidget):
         self.port.setToolTip("11434 is Ollama's port: Ollama clients find Homefire there")
         self.port.setMaximumWidth(180)
         self.lan = QCheckBox("Allow other devices on my network (needs an API key)")
-        self.lan.setChecked(settings.host not in ("127.0.0.1", "localhost", "::1"))
+        self.lan.setChecked(not is_loopback(settings.host))
         self.api_key = QLineEdit()
         self.api_key.setPlaceholderText("none: loopback only")
         self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
-        self.api_key.setText(read_secret("server-api-key") or "")
+        self.api_key.setText(saved_api_key() or "")
         generate = QPushButton("Generate")
+        generate.setObjectName("generateKey")
         generate.clicked.connect(self._on_generate_clicked)
         reveal = QCheckBox("Show")
         reveal.toggled.connect(
@@ -119,6 +122,7 @@ class ServerPage(QWidget):
         self.cors.setToolTip("Web origins allowed to call the endpoint, e.g. http://localhost:3000")
         self.api_key.textChanged.connect(self._update_controls)
         self.lan.toggled.connect(self._update_controls)
+        self.cors.textChanged.connect(self._update_controls)
 
         form = QFormLayout()
         form.addRow("Port", self.port)
@@ -190,25 +194,24 @@ class ServerPage(QWidget):
         return self._desktop.services.server
 
     def config(self) -> ServerConfig:
-        key = self.api_key.text().strip() or None
-        origins = tuple(o.strip() for o in self.cors.text().split(",") if o.strip())
-        host = "0.0.0.0" if self.lan.isChecked() else "127.0.0.1"
-        saved = self._desktop.services.settings.server
-        return ServerConfig(
-            host=host,
-            port=self.port.value(),
-            api_key=key,
-            cors_origins=origins,
-            allowed_hosts=tuple(saved.allowed_hosts),
-            max_body_bytes=saved.max_body_bytes,
+        """The page's choices over the saved settings, built as ``homefire serve`` builds them."""
+        return server_config(
+            self._desktop.services.settings.server,
+            ServerChoices(
+                lan=self.lan.isChecked(),
+                port=self.port.value(),
+                api_key=self.api_key.text(),  # empty: no key, on purpose
+                cors_origins=tuple(o.strip() for o in self.cors.text().split(",") if o.strip()),
+            ),
         )
 
     def start(self) -> None:
         if self._busy or self.runner is not None:
             return
-        config = self.config()
-        if config.host != "127.0.0.1" and not config.api_key:
-            show_error(self, ConfigError("LAN access needs an API key: generate one first"))
+        try:
+            config = self.config()
+        except ConfigError as exc:
+            show_error(self, exc)
             return
         self._save_settings(config)
         self._remember_key(config.api_key)
@@ -281,7 +284,7 @@ class ServerPage(QWidget):
         runner = self.runner
         running = runner is not None
         if runner is not None:
-            where = "on your network" if self.lan.isChecked() else "on this machine only"
+            where = "on this machine only" if is_loopback(runner.config.host) else "on your network"
             self.state.setText(
                 f"<b>Serving</b> at <a href='{runner.url}/v1/models'>{runner.url}/v1</a> ({where}); "
                 f"Ollama clients use {runner.url}"
@@ -300,10 +303,14 @@ class ServerPage(QWidget):
         self.slots.setText(slots_text(self._desktop.services.engine.slot_usage))
 
     def _update_controls(self) -> None:
-        needs_key = self.lan.isChecked() and not self.api_key.text().strip()
         if self.runner is None and not self._busy:
-            self.start_button.setEnabled(not needs_key)
-            self.start_button.setToolTip("Set an API key to allow LAN access" if needs_key else "")
+            try:
+                self.config()
+                problem = ""
+            except ConfigError as exc:  # LAN without a key, a wildcard origin
+                problem = exc.user_message
+            self.start_button.setEnabled(not problem)
+            self.start_button.setToolTip(problem)
 
     def _on_generate_clicked(self) -> None:
         self.api_key.setText("hf-" + secrets.token_urlsafe(24))

@@ -87,3 +87,20 @@ def test_search_lists_curated_catalog_entries_first_even_offline(
     assert rows[0]["repo_id"] == "bartowski/Phi-3-mini-4k-instruct-GGUF"
     assert run(["search", "phi 3 mini"]) == 0
     assert "the Hub was not searched" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("two_quants")
+def test_rm_needs_an_exact_name_and_a_prefix_lists_the_candidates(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert run(["pull", REPO, "--quant", "Q8_0"]) == 0
+    assert run(["pull", REPO, "--quant", "Q4_K_M"]) == 0
+    capsys.readouterr()
+    for prefix in (REPO, REPO[:4], f"{REPO}:Q8"):
+        assert run(["rm", prefix]) == 1
+        err = capsys.readouterr().err
+        assert "exactly" in err
+        assert f"{REPO}:Q8_0" in err
+    assert run(["ls", "--json"]) == 0
+    mine = [m["name"] for m in json.loads(capsys.readouterr().out) if m["source"] == "homefire"]
+    assert sorted(mine) == [f"{REPO}:Q4_K_M", f"{REPO}:Q8_0"]

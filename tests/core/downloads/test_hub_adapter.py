@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.core.catalog.hub import (
@@ -11,7 +13,15 @@ from app.core.catalog.hub import (
     validate_repo_filename,
     validate_repo_id,
 )
-from app.core.errors import GatedRepo, HubOffline, RateLimited, RepoNotFound, UnsafeName
+from app.core.downloads.cache_layout import RepoCache
+from app.core.errors import (
+    GatedRepo,
+    HubError,
+    HubOffline,
+    RateLimited,
+    RepoNotFound,
+    UnsafeName,
+)
 from tests.fixtures.hub_server import Fault, HubServer, ServedFile, ServedRepo, tiny_gguf
 
 
@@ -169,3 +179,23 @@ def test_a_hub_listing_with_a_traversal_name_is_refused(
 def test_token_comes_from_hf_token_then_keyring() -> None:
     assert resolve_token({"HF_TOKEN": "hf_env"}, lambda: "hf_keyring") == "hf_env"
     assert resolve_token({}, lambda: "hf_keyring") == "hf_keyring"
+
+
+@pytest.mark.parametrize(
+    "digest", ["a" * 63, "a" * 65, "A" * 64, "../../etc/passwd", "ab/" + "c" * 61, "g" * 64]
+)
+def test_etag_or_digest_that_is_not_64_hex_is_refused(
+    hub_server: HubServer, hub: HubClient, digest: str, homefire_home: Path
+) -> None:
+    hub_server.add_repo(
+        ServedRepo(
+            "odd/Digest-GGUF",
+            [ServedFile("d-Q4_0.gguf", tiny_gguf(payload_bytes=1024), advertised_sha256=digest)],
+        )
+    )
+    before = set(homefire_home.rglob("*"))
+    with pytest.raises(HubError, match="malformed sha256"):
+        hub.variants("odd/Digest-GGUF")
+    with pytest.raises(UnsafeName):
+        RepoCache(homefire_home / "models", "odd/Digest-GGUF").blob(digest)
+    assert set(homefire_home.rglob("*")) == before

@@ -149,3 +149,25 @@ def test_a_folder_that_cannot_be_written_is_a_clear_error(tmp_path: Path) -> Non
     blocker.write_text("a file where the folder should be")
     with pytest.raises(DownloadError, match="cannot write"):
         PartFile(blocker / "x.part", "x.gguf").appender()
+
+
+@pytest.mark.parametrize("target_exists", [True, False])
+def test_a_symlink_planted_as_the_part_file_is_never_written_through(
+    tmp_path: Path, target_exists: bool
+) -> None:
+    victim = tmp_path / "elsewhere" / "victim.txt"
+    victim.parent.mkdir()
+    if target_exists:
+        victim.write_bytes(b"precious")
+    link = tmp_path / "blobs" / "x.part"
+    link.parent.mkdir()
+    link.symlink_to(victim)
+    part = PartFile(link, "x.gguf")
+    with pytest.raises(DownloadError, match="symbolic link"):
+        append_all(part, chunks(1))
+    with pytest.raises(DownloadError, match="symbolic link"):
+        part.sync(TransferControl())
+    if target_exists:
+        assert victim.read_bytes() == b"precious"
+    else:
+        assert not victim.exists()

@@ -220,3 +220,16 @@ def test_default_sources_put_homefire_first(tmp_path: Path) -> None:
         "ollama",
         "folder",
     ]
+
+
+@pytest.mark.parametrize(
+    "ref",
+    ["..", "../..", "/etc", COMMIT + "/../..", "b" * 41, "B" * 40, "x" * 100_000],
+)
+def test_hf_cache_refs_main_must_be_40_hex(tmp_path: Path, gguf: bytes, ref: str) -> None:
+    repo = hf_repo(tmp_path, "org/Ref-GGUF", {"r-Q4_K_M.gguf": gguf})
+    (repo / "refs" / "main").write_text(ref)
+    # A GGUF that a bad ref would reach: the repo folder itself (``snapshots/..``).
+    (repo / "planted-Q8_0.gguf").write_bytes(gguf)
+    [model] = HfCacheSource(tmp_path).scan()
+    assert model.path.parent == repo / "snapshots" / COMMIT

@@ -112,3 +112,40 @@ def test_token_command_refuses_something_that_is_not_a_token(
     assert run(["token", "--set"]) == 1
     assert "does not look like a Hugging Face token" in capsys.readouterr().err
     assert memory_keyring.items == {}
+
+
+@pytest.fixture
+def plain_text_keyring(tmp_path: Path) -> Iterator[KeyringBackend]:
+    """keyrings.alt's PlaintextKeyring: a real backend that writes secrets to a file as they are."""
+    from keyrings.alt.file import PlaintextKeyring
+
+    previous = keyring.get_keyring()
+    backend = PlaintextKeyring()
+    backend.file_path = str(tmp_path / "keyring_pass.cfg")
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+def test_a_plain_text_keyring_is_refused_with_a_clear_message(
+    plain_text_keyring: KeyringBackend, tmp_path: Path
+) -> None:
+    with pytest.raises(SecretsUnavailable, match="plain-text file, so Homefire does not use it"):
+        save_secret("server-api-key", "s3cret-never-written")
+    store = tmp_path / "keyring_pass.cfg"
+    assert not store.exists() or "s3cret" not in store.read_text()
+    # A secret something else put there is not read either.
+    plain_text_keyring.set_password("homefire", "server-api-key", "planted")
+    assert read_secret("server-api-key") is None
+
+
+def test_a_plain_text_backend_in_a_chain_is_refused(
+    plain_text_keyring: KeyringBackend, memory_keyring: MemoryKeyring
+) -> None:
+    from keyring.backends.chainer import ChainerBackend
+
+    chain = ChainerBackend()
+    chain.__dict__["backends"] = [memory_keyring, plain_text_keyring]
+    keyring.set_keyring(chain)
+    with pytest.raises(SecretsUnavailable, match="PlaintextKeyring"):
+        save_secret("huggingface-token", "hf_x")

@@ -14,11 +14,15 @@ import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
+from app.core.catalog.hub import is_commit_hash
 from app.core.catalog.quants import group_variant_files
 from app.core.library.model import LibraryModel
 from app.core.library.sources.gguf_facts import read_facts
 
 log = logging.getLogger(__name__)
+
+# A ref holds 40 hex characters and a newline; reading more could only be an attack on memory.
+REF_READ_LIMIT = 128
 
 
 def hf_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -86,13 +90,18 @@ class HfCacheSource:
 
 
 def _current_snapshot(repo_dir: Path) -> Path | None:
-    """The snapshot ``refs/main`` points at, else the most recently written one."""
+    """The snapshot ``refs/main`` points at, else the most recently written one.
+
+    ``refs/main`` is trusted only when it holds a 40-hex commit: anything else (``../..``, an
+    absolute path, a huge file) would name a folder outside the cache, so it is ignored.
+    """
     snapshots = repo_dir / "snapshots"
     try:
-        commit = (repo_dir / "refs" / "main").read_text().strip()
+        with (repo_dir / "refs" / "main").open("rb") as handle:
+            commit = handle.read(REF_READ_LIMIT).decode("ascii", "replace").strip()
     except OSError:
         commit = ""
-    if commit and "/" not in commit and (snapshots / commit).is_dir():
+    if is_commit_hash(commit) and (snapshots / commit).is_dir():
         return snapshots / commit
     candidates = [p for p in snapshots.glob("*") if p.is_dir()] if snapshots.is_dir() else []
     return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
