@@ -11,7 +11,7 @@ from typing import Any
 
 from app.core.errors import ConfigError, UnknownModel
 from app.core.load_options import LoadOptions
-from app.core.server.config import API_KEY_ENV, ServerChoices, server_config
+from app.core.server.config import API_KEY_ENV, ServerChoices, key_source, server_config
 from app.core.services import AppServices
 from app.core.sizes import format_size
 
@@ -53,10 +53,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = services.settings
         # Checked before the (slow) model load, so a refused configuration fails at once.
+        given = _given_key(args)
         config = server_config(
-            settings.server,
-            ServerChoices(host=args.host, port=args.port, api_key=_given_key(args)),
+            settings.server, ServerChoices(host=args.host, port=args.port, api_key=given)
         )
+        if config.api_key:
+            print(f"Clients must send the API key ({key_source(given)})", file=sys.stderr)  # noqa: T201
         wanted = args.model or settings.default_model or _first_model(services)
         model = services.library.resolve(wanted)
         print(f"Loading {model.name} ...", file=sys.stderr)  # noqa: T201

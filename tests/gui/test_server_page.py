@@ -211,4 +211,5 @@ def test_serve_after_the_app_enabled_lan_requires_the_apps_key(
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=30)
     assert process.returncode == 0
+    assert "Clients must send the API key (the key the app saved in the OS keyring)" in err
     assert key not in line + out + err  # not even with --debug logging

@@ -65,6 +65,16 @@ def server_config(
     )
 
 
+def key_source(given: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """Where a configuration's key came from, in words (never the key itself)."""
+    env = os.environ if environ is None else environ
+    if given is not None:
+        return "given for this start"
+    if env.get(API_KEY_ENV, "").strip():
+        return API_KEY_ENV
+    return "the key the app saved in the OS keyring"
+
+
 def _api_key(
     given: str | None, environ: Mapping[str, str], keyring_key: Callable[[], str | None]
 ) -> str | None:
