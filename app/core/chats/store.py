@@ -13,6 +13,7 @@ One connection, guarded by a lock: the GUI thread reads and sends, the engine th
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -34,6 +35,8 @@ from app.core.errors import ConfigError, StorageError
 from app.core.storage import db
 from app.core.storage.paths import AppPaths
 from app.core.storage.writer_process import current_process, process_alive
+
+log = logging.getLogger(__name__)
 
 COMPONENT = "chats"
 MIGRATIONS: tuple[db.Migration, ...] = (
@@ -367,8 +370,17 @@ def _stamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime(_STAMP_FORMAT)
 
 
+# Where a damaged time stamp sorts: first, and visibly odd, rather than hiding its row.
+_DAMAGED_STAMP = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _parse(text: str) -> datetime:
-    return datetime.strptime(text, _STAMP_FORMAT).replace(tzinfo=UTC)
+    """A stored time stamp; a damaged one never hides its conversation or message."""
+    try:
+        return datetime.strptime(text, _STAMP_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        log.warning("damaged time stamp %r in the chat history; shown as 1970", text[:40])
+        return _DAMAGED_STAMP
 
 
 def _conversation(row: tuple[object, ...]) -> Conversation:

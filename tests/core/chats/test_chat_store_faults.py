@@ -65,3 +65,21 @@ def test_disk_full_while_saving_shows_an_error_and_keeps_earlier_history(
         assert all(m.content in (first.content, "x" * 4096) for m in store.messages(chat.id))
     finally:
         store.close()
+
+
+def test_one_corrupt_row_is_shown_not_hidden_and_nothing_is_deleted(tmp_path: Path) -> None:
+    db = tmp_path / "homefire.sqlite3"
+    store = ChatStore.open_at(db)
+    chat = store.create_conversation("mine")
+    store.add_user_message(chat.id, "first")
+    store.add_user_message(chat.id, "second")
+    store.close()
+    with sqlite3.connect(db) as conn:  # what a bad disk sector or a foreign tool leaves
+        conn.execute("UPDATE chat_messages SET created_at = 'garbage', stats = '{' WHERE id = 1")
+        conn.execute("UPDATE chat_conversations SET updated_at = '' WHERE id = ?", (chat.id,))
+    store = ChatStore.open_at(db)
+    try:
+        [kept] = store.conversations()
+        assert [m.content for m in store.messages(kept.id)] == ["first", "second"]
+    finally:
+        store.close()

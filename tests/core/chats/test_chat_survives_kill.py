@@ -55,6 +55,10 @@ def test_user_message_and_checkpointed_reply_survive_sigkill(tmp_path: Path) -> 
             child.kill()
             child.communicate()
 
+    import sqlite3
+
+    with sqlite3.connect(db_path) as conn:  # the kill left a hot WAL: SQLite recovers it
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     store = ChatStore.open_at(db_path)
     try:
         (chat,) = store.conversations()
