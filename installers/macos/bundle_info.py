@@ -22,7 +22,7 @@ def info_plist(version: str) -> dict[str, object]:
         "NSRequiresAquaSystemAppearance": False,
         "NSHumanReadableCopyright": "Apache-2.0",
         # The server listens on loopback; macOS asks about incoming connections only when the
-        # user binds it beyond this machine (--host 0.0.0.0), which needs --api-key anyway.
+        # user binds it beyond this machine (--host 0.0.0.0), which needs an API key anyway.
         "NSLocalNetworkUsageDescription": (
             "Homefire serves your local model to editors and tools on this network "
             "only when you ask it to listen beyond this Mac."

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -54,8 +55,6 @@ def test_user_message_and_checkpointed_reply_survive_sigkill(tmp_path: Path) -> 
         if child.poll() is None:
             child.kill()
             child.communicate()
-
-    import sqlite3
 
     with sqlite3.connect(db_path) as conn:  # the kill left a hot WAL: SQLite recovers it
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
