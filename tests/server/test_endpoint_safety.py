@@ -387,6 +387,9 @@ def test_the_key_is_never_in_the_request_log_errors_or_config_text(
     assert key not in repr(services.server.config)
 
 
+WEBSOCKET_HEADER_TIMEOUT_S = 0.5
+
+
 @pytest.fixture
 def websocket_probe(tiny_model: Path) -> Iterator[str]:
     """Homefire's app plus one websocket route, served by uvicorn on 127.0.0.1.
@@ -397,6 +400,7 @@ def websocket_probe(tiny_model: Path) -> Iterator[str]:
     import uvicorn
 
     from app.core.server.app import ServerConfig, create_app
+    from app.core.server.header_deadline import protocol_with_header_deadline
     from app.core.services import AppServices
 
     services = AppServices.create()
@@ -408,11 +412,14 @@ def websocket_probe(tiny_model: Path) -> Iterator[str]:
     @app.websocket("/probe")
     async def probe(websocket: WebSocket) -> None:
         await websocket.accept()
-        await websocket.send_text("hello")
+        await websocket.send_text(await websocket.receive_text())
         await websocket.close()
 
     sock = socket.create_server(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    # Homefire's own protocol, with a short header deadline that must not cut a websocket.
+    protocol = protocol_with_header_deadline(WEBSOCKET_HEADER_TIMEOUT_S)
+    config = uvicorn.Config(app, http=protocol, log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="ws-probe")
     thread.start()
     assert wait_for(lambda: server.started)
@@ -456,3 +463,13 @@ def test_a_websocket_passes_the_same_host_check(websocket_probe: str, host: byte
         b"Sec-WebSocket-Version: 13\r\nAuthorization: Bearer k3y\r\n\r\n"
     )
     assert _raw_status(websocket_probe, request) == 403
+
+
+def test_an_open_websocket_outlives_the_header_deadline(websocket_probe: str) -> None:
+    from websockets.sync.client import connect
+
+    url = websocket_probe.replace("http://", "ws://") + "/probe"
+    with connect(url, additional_headers={"Authorization": "Bearer k3y"}) as websocket:
+        time.sleep(WEBSOCKET_HEADER_TIMEOUT_S * 3)
+        websocket.send("still here")
+        assert websocket.recv(timeout=10) == "still here"

@@ -41,6 +41,10 @@ class HeaderDeadlineProtocol(H11Protocol):
         if self.cycle is before and not self.transport.is_closing():
             self._arm()
 
+    def handle_websocket_upgrade(self, event: Any) -> None:
+        self._disarm()  # the connection now belongs to the websocket protocol
+        super().handle_websocket_upgrade(event)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)

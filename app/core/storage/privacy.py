@@ -29,7 +29,7 @@ def private_folder(path: Path) -> None:
 
 def private_file(path: Path) -> None:
     """Create ``path`` empty when missing, and make it 0600."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), FILE_MODE)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
     os.close(fd)
     _restrict(path, FILE_MODE)
 
