@@ -33,7 +33,7 @@ test: lint typecheck imports unit
 
 # The fuzz tests with a long example budget (CI runs the same tests with the short default one).
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=long QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m fuzz
+	HYPOTHESIS_PROFILE=long QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m fuzz --timeout 3600
 
 bench: $(STAMP)
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
