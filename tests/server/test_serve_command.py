@@ -171,3 +171,19 @@ def test_no_extra_listener_after_model_load(tiny_model: Path, homefire_home: Pat
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=30)
+
+
+def test_serve_with_a_plain_text_keyring_says_why_it_has_no_key(
+    tiny_model: Path, homefire_home: Path, tmp_path: Path
+) -> None:
+    env = {
+        "PYTHON_KEYRING_BACKEND": "keyrings.alt.file.PlaintextKeyring",
+        "XDG_DATA_HOME": str(tmp_path / "xdg"),
+        API_KEY_ENV: "",
+    }
+    command = ["--model", str(tiny_model), "--port", "0", "--host", "0.0.0.0"]
+    process = start(command, homefire_home, env)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert "keeps secrets in a plain-text file, so Homefire does not use it" in err
+    assert "needs an API key" in err
