@@ -13,7 +13,7 @@ from app.gui.desktop import Desktop
 def test_backspace_or_delete_on_a_conversation_deletes_nothing(
     qtbot: QtBot, desktop: Desktop
 ) -> None:
-    store = desktop.chats
+    store = desktop.services.chats
     chat = store.create_conversation("keep me")
     store.add_user_message(chat.id, "precious")
     listing = ConversationList(store)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from app.core.chats.store import ChatStore
 from app.core.services import AppServices
 from app.core.storage.paths import AppPaths
 from app.core.storage.privacy import PrivateLogFile
@@ -34,7 +33,7 @@ def test_homefire_files_are_private_whatever_the_umask(homefire_home: Path) -> N
     paths.data_dir.mkdir(parents=True)
     os.chmod(paths.data_dir, 0o755)  # left by an older Homefire
     services = AppServices.create()
-    chats = ChatStore.open(services.paths)
+    chats = services.chats
     try:
         services.settings.default_model = "x"
         services.settings_store.save(services.settings)
@@ -61,5 +60,4 @@ def test_homefire_files_are_private_whatever_the_umask(homefire_home: Path) -> N
         assert len(files) >= 5
         assert {str(f): mode(f) for f in files} == {str(f): 0o600 for f in files}
     finally:
-        chats.close()
         services.close()
