@@ -63,6 +63,7 @@ def create_app(
     """The endpoint over ``engine``; each request handled lands in ``request_log``."""
     app = FastAPI(title="Homefire", version=__version__, docs_url=None, redoc_url=None)
     app.state.engine = engine
+    app.state.limits = config.limits  # the embedding routes' caps
     install_error_handlers(app)
 
     @app.get("/health")

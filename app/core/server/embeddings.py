@@ -24,7 +24,7 @@ from app.core.storage.settings import ServerLimits
 
 
 async def embed_texts(request: Request, engine: Engine, texts: Sequence[str]) -> EmbeddingResult:
-    limits: ServerLimits = request.app.state.config.limits
+    limits: ServerLimits = request.app.state.limits
     if len(texts) > limits.max_embedding_inputs:
         raise ApiError(
             400,
