@@ -220,7 +220,8 @@ class SequenceSampler:
             or sampling.frequency_penalty != 0.0
             or sampling.presence_penalty != 0.0
         ):
-            penalties = low.llama_sampler_init_penalties(
+            penalties = _init_penalties(
+                low,
                 PENALTY_WINDOW,
                 sampling.repeat_penalty,
                 sampling.frequency_penalty,
@@ -532,3 +533,17 @@ def _load_mode(low: Any, use_mmap: bool, use_mlock: bool) -> int:
     if use_mmap:
         return int(low.LLAMA_LOAD_MODE_MMAP)
     return int(low.LLAMA_LOAD_MODE_NONE)
+
+
+def _init_penalties(low: Any, last_n: int, repeat: float, freq: float, present: float) -> Any:
+    """``llama_sampler_init_penalties`` called with the C function's real four arguments.
+
+    llama-cpp-python 0.3.36 still declares it with a leading ``n_vocab`` that llama.cpp
+    dropped, so its binding refuses the real call (TypeError: any request with a repetition
+    penalty was a 500). A fresh pointer to the same symbol (``_lib[...]`` is not cached) gets
+    the right prototype without touching the shared binding.
+    """
+    init = low._lib["llama_sampler_init_penalties"]
+    init.argtypes = [ctypes.c_int32, ctypes.c_float, ctypes.c_float, ctypes.c_float]
+    init.restype = low.llama_sampler_p
+    return init(last_n, repeat, freq, present)
