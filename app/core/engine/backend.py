@@ -543,7 +543,8 @@ def _init_penalties(low: Any, last_n: int, repeat: float, freq: float, present: 
     penalty was a 500). A fresh pointer to the same symbol (``_lib[...]`` is not cached) gets
     the right prototype without touching the shared binding.
     """
-    init = low._lib["llama_sampler_init_penalties"]
+    lib = low.llama_cpp._lib
+    init = lib["llama_sampler_init_penalties"]
     init.argtypes = [ctypes.c_int32, ctypes.c_float, ctypes.c_float, ctypes.c_float]
-    init.restype = low.llama_sampler_p
+    init.restype = lib.llama_sampler_init_greedy.restype  # the binding's sampler pointer type
     return init(last_n, repeat, freq, present)
