@@ -19,10 +19,9 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from app.core.engine.request import ChatMessage, GenerationRequest
 from app.core.engine.result import GenerationResult, ModelInfo
-from app.core.errors import ModelNotLoaded
 from app.core.server.chat_request import ChatJob, chat_job
 from app.core.server.client_names import client_name
-from app.core.server.dialects import engine_of, finish_reason, note_usage, same_model
+from app.core.server.dialects import Served, engine_of, finish_reason, note_usage, served_model
 from app.core.server.embeddings import embed_texts
 from app.core.server.errors import ApiError
 from app.core.server.generation_stream import (
@@ -53,15 +52,6 @@ from app.core.server.tool_calls import ToolCall
 
 NDJSON = "application/x-ndjson"
 router = APIRouter()
-
-
-def _model(request: Request, wanted: str) -> ModelInfo:
-    info = engine_of(request).model
-    if info is None:
-        raise ModelNotLoaded("no model is loaded; load one in Homefire first")
-    if wanted and not same_model(wanted, info):
-        raise ApiError(404, f"model '{wanted}' not found; Homefire serves '{info.model_id}'")
-    return info
 
 
 def _now() -> str:
@@ -116,7 +106,7 @@ async def running(request: Request) -> dict[str, Any]:
 
 @router.post("/api/show")
 async def show(body: OllamaShowBody, request: Request) -> dict[str, Any]:
-    return show_entry(_model(request, body.wanted()))
+    return show_entry((await served_model(request, body.wanted())).info)
 
 
 # -- generation ----------------------------------------------------------------------------
@@ -132,7 +122,7 @@ def _loaded_reply(info: ModelInfo, key: str) -> dict[str, Any]:
 
 async def _respond(
     request: Request,
-    info: ModelInfo,
+    served: Served,
     generation: GenerationRequest,
     assembler: ReplyAssembler | None,
     stream_reply: bool,
@@ -142,8 +132,9 @@ async def _respond(
     """Run one generation and answer it whole or as NDJSON; ``shape`` turns reply events into a
     line's payload, ``final`` builds the whole reply (or the last line's payload)."""
     started = time.monotonic()
+    info = served.info
     note_usage(request, info.model_id, None)
-    stream = GenerationStream(engine_of(request), generation)
+    stream = GenerationStream(served.engine, generation)
     base = {"model": info.model_id}
     if not stream_reply:
         result = await result_or_disconnect(stream, request)
@@ -218,7 +209,8 @@ def _chat_final(assembler: ReplyAssembler | None, _text: str) -> dict[str, Any]:
 
 @router.post("/api/chat", response_model=None)
 async def chat(body: OllamaChatBody, request: Request) -> JSONResponse | StreamingResponse:
-    info = _model(request, body.model)
+    served = await served_model(request, body.model)
+    info = served.info
     if not body.messages:
         return JSONResponse(_loaded_reply(info, "message"))
     try:
@@ -241,7 +233,7 @@ async def chat(body: OllamaChatBody, request: Request) -> JSONResponse | Streami
         )
     )
     return await _respond(
-        request, info, job.request, job.assembler(), body.stream, _chat_payload, _chat_final
+        request, served, job.request, job.assembler(), body.stream, _chat_payload, _chat_final
     )
 
 
@@ -267,7 +259,8 @@ def _generate_final(assembler: ReplyAssembler | None, text: str) -> dict[str, An
 
 @router.post("/api/generate", response_model=None)
 async def generate(body: OllamaGenerateBody, request: Request) -> JSONResponse | StreamingResponse:
-    info = _model(request, body.model)
+    served = await served_model(request, body.model)
+    info = served.info
     if body.images:
         raise ApiError(400, "images are not supported by this model")
     if not body.prompt and body.suffix is None:
@@ -298,7 +291,7 @@ async def generate(body: OllamaGenerateBody, request: Request) -> JSONResponse |
         generation = GenerationRequest(messages=tuple(messages), **common)
         assembler = ReplyAssembler(starts_thinking=info.opens_thinking, tool_names=())
     return await _respond(
-        request, info, generation, assembler, body.stream, _generate_payload, _generate_final
+        request, served, generation, assembler, body.stream, _generate_payload, _generate_final
     )
 
 
@@ -307,10 +300,10 @@ async def generate(body: OllamaGenerateBody, request: Request) -> JSONResponse |
 
 @router.post("/api/embed")
 async def embed(body: OllamaEmbedBody, request: Request) -> dict[str, Any]:
-    info = _model(request, body.model)
+    served = await served_model(request, body.model)
+    engine, info = served.engine, served.info
     note_usage(request, info.model_id, None)
     started = time.monotonic()
-    engine = engine_of(request)
     result = await embed_texts(request, engine, body.texts())
     request.state.prompt_tokens = result.prompt_tokens
     return {
@@ -324,9 +317,9 @@ async def embed(body: OllamaEmbedBody, request: Request) -> dict[str, Any]:
 
 @router.post("/api/embeddings")
 async def embeddings_legacy(body: OllamaEmbeddingsBody, request: Request) -> dict[str, Any]:
-    info = _model(request, body.model)
+    served = await served_model(request, body.model)
+    engine, info = served.engine, served.info
     note_usage(request, info.model_id, None)
-    engine = engine_of(request)
     result = await embed_texts(request, engine, [body.prompt])
     request.state.prompt_tokens = result.prompt_tokens
     return {"embedding": result.vectors[0]}

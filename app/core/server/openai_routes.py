@@ -13,13 +13,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from app.core.engine.engine import Engine
 from app.core.engine.request import GenerationRequest
 from app.core.engine.result import GenerationResult, ModelInfo
-from app.core.errors import ModelNotLoaded
 from app.core.server.chat_request import chat_job
 from app.core.server.client_names import client_name
-from app.core.server.dialects import engine_of, finish_reason, note_usage, same_model
+from app.core.server.dialects import engine_of, finish_reason, note_usage, served_model
 from app.core.server.embeddings import embed_texts
 from app.core.server.errors import ApiError
 from app.core.server.generation_stream import (
@@ -40,20 +38,6 @@ COMPLETION_DEFAULT_MAX_TOKENS = 16
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # Tool-call arguments stream in fragments of this many characters (clients concatenate them).
 ARGUMENT_FRAGMENT_CHARS = 24
-
-
-def loaded_model(engine: Engine, requested: str | None) -> ModelInfo:
-    info = engine.model
-    if info is None:
-        raise ModelNotLoaded("no model is loaded; load one in Homefire first")
-    if requested and not same_model(requested, info):
-        raise ApiError(
-            404,
-            f"the model {requested!r} is not loaded; this server serves {info.model_id!r}",
-            code="model_not_found",
-            param="model",
-        )
-    return info
 
 
 def check_token_ids(body: ChatCompletionBody | CompletionBody, info: ModelInfo) -> None:
@@ -111,7 +95,7 @@ async def list_models(request: Request) -> dict[str, Any]:
 
 @router.get("/v1/models/{model_id:path}")
 async def get_model(model_id: str, request: Request) -> dict[str, Any]:
-    return _model_entry(loaded_model(engine_of(request), model_id))
+    return _model_entry((await served_model(request, model_id)).info)
 
 
 def _tool_call_json(call: ToolCall) -> dict[str, Any]:
@@ -159,8 +143,8 @@ def _tool_call_deltas(index: int, call: ToolCall) -> list[dict[str, Any]]:
 async def chat_completions(
     body: ChatCompletionBody, request: Request
 ) -> JSONResponse | StreamingResponse:
-    engine = engine_of(request)
-    info = loaded_model(engine, body.model)
+    served = await served_model(request, body.model)
+    engine, info = served.engine, served.info
     check_token_ids(body, info)
     note_usage(request, info.model_id, None)
     try:
@@ -257,8 +241,8 @@ async def chat_completions(
 
 @router.post("/v1/completions", response_model=None)
 async def completions(body: CompletionBody, request: Request) -> JSONResponse | StreamingResponse:
-    engine = engine_of(request)
-    info = loaded_model(engine, body.model)
+    served = await served_model(request, body.model)
+    engine, info = served.engine, served.info
     check_token_ids(body, info)
     note_usage(request, info.model_id, None)
     prompt = body.prompt_text()
@@ -337,8 +321,8 @@ def _encode(vector: list[float], encoding: str) -> list[float] | str:
 
 @router.post("/v1/embeddings")
 async def embeddings(body: EmbeddingBody, request: Request) -> dict[str, Any]:
-    engine = engine_of(request)
-    info = loaded_model(engine, body.model)
+    served = await served_model(request, body.model)
+    engine, info = served.engine, served.info
     note_usage(request, info.model_id, None)
     result = await embed_texts(request, engine, body.texts())
     request.state.prompt_tokens = result.prompt_tokens
