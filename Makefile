@@ -6,9 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck imports unit bench fuzz screenshots clean
 
-$(STAMP): pyproject.toml
+# llama-cpp-python comes from the installers' portable recipe (installers/engine.py: RPC on,
+# no -march=native), built once into a cache shared with `make installers`.
+$(STAMP): pyproject.toml installers/engine.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	wheel="$$($(BIN)/python -m installers.engine wheel)" && \
+		$(BIN)/python -m pip install --quiet --no-deps --force-reinstall "$$wheel"
 	$(BIN)/python -m pip install --quiet -e '.[starter,test]'
 	touch $(STAMP)
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from installers.bundle_layout import required_bundle_files
-from installers.engine import EngineBuildError, build_wheel, recipe_for
+from installers.engine import EngineBuildError, build_wheel, default_cache_root, recipe_for
 from installers.linux import deb
 from installers.macos import dmg
 
@@ -56,10 +56,7 @@ class Layout:
 
     @property
     def engine_cache(self) -> Path:
-        # Outside build/ so `make clean` and fresh CI checkouts keep the slowest artefact; the
-        # folder per recipe key means a changed CMAKE_ARGS never reuses an old wheel.
-        default = Path.home() / ".cache" / "homefire-installers" / "engine"
-        return Path(os.environ.get("HOMEFIRE_ENGINE_CACHE", default))
+        return default_cache_root()
 
     @property
     def logs(self) -> Path:

@@ -58,12 +58,21 @@ class EngineRecipe:
 
 def recipe_for(system: str = sys.platform, machine: str | None = None) -> EngineRecipe:
     """The portable build for ``system`` (``linux`` or ``darwin``)."""
-    args = ["-DGGML_NATIVE=OFF", "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON"]
+    # GGML_RPC builds libggml-rpc: `homefire worker` serves this machine's memory over it and
+    # a load with workers registers them as devices (pooling machines for one model).
+    args = ["-DGGML_NATIVE=OFF", "-DGGML_RPC=ON", "-DCMAKE_EXPORT_COMPILE_COMMANDS=ON"]
     if system == "darwin":
         # llama-cpp-python's CMakeLists forces these on Apple too; spelled out so the recipe
         # says what ships: Metal, with the .metallib embedded (no default.metallib lookups).
         args += ["-DGGML_METAL=ON", "-DGGML_METAL_EMBED_LIBRARY=ON"]
     return EngineRecipe(LLAMA_CPP_PYTHON_VERSION, tuple(args), machine or platform.machine())
+
+
+def default_cache_root() -> Path:
+    """Where built wheels are kept: outside ``build/`` so ``make clean`` and fresh CI checkouts
+    keep the slowest artefact; a folder per recipe key means changed CMAKE_ARGS never reuse one."""
+    default = Path.home() / ".cache" / "homefire-installers" / "engine"
+    return Path(os.environ.get("HOMEFIRE_ENGINE_CACHE", default))
 
 
 def files_built_native(compile_commands: Iterable[Mapping[str, object]]) -> list[str]:
@@ -126,3 +135,26 @@ def build_wheel(recipe: EngineRecipe, python: Path, cache_root: Path, log_path: 
     if not built:
         raise EngineBuildError(f"pip reported success but left no wheel in {wheel_dir}")
     return built[-1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m installers.engine wheel``: build (or reuse) this platform's wheel and print its
+    path. The Makefile's dev venv installs it, so a source checkout runs the same engine as the
+    installers (RPC included) and CI compiles llama.cpp once for both."""
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["wheel"]:
+        print("usage: python -m installers.engine wheel", file=sys.stderr)  # noqa: T201
+        return 2
+    recipe = recipe_for()
+    cache = default_cache_root()
+    try:
+        wheel = build_wheel(recipe, Path(sys.executable), cache, cache / recipe.key / "build.log")
+    except EngineBuildError as exc:
+        print(f"engine: {exc}", file=sys.stderr)  # noqa: T201
+        return 1
+    print(wheel)  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
