@@ -33,7 +33,8 @@ def main() -> int:
     (model,) = source.scan()
     services = AppServices.create()
     try:
-        services.engine.load(LoadOptions(model_path=source.prepare(model), n_ctx=2048)).result()
+        path = source.prepare(model)
+        services.load_model(services.library.resolve(str(path)), LoadOptions(path, n_ctx=2048))
         url = services.start_server(ServerConfig(port=0)).url
         client = httpx.Client(timeout=300)
         client.post(f"{url}/v1/embeddings", json={"input": TEXTS[:2]})  # embedding context made
@@ -45,7 +46,7 @@ def main() -> int:
             endpoint.append(len(TEXTS) / (time.perf_counter() - started))
             assert reply.status_code == 200, reply.text
             started = time.perf_counter()
-            services.engine.embed(TEXTS).result()
+            services.pool.default().engine.embed(TEXTS).result()
             one_job.append(len(TEXTS) / (time.perf_counter() - started))
         ratio = statistics.median(endpoint) / statistics.median(one_job)
         print(f"endpoint, one job per text: {statistics.median(endpoint):8.1f} texts/s")

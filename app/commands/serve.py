@@ -1,4 +1,8 @@
-"""``homefire serve``: the headless OpenAI-compatible server on one model."""
+"""``homefire serve``: the headless OpenAI- and Ollama-compatible server.
+
+It preloads one model and loads any other library model a request names (unless
+``--no-load-on-request``), keeping each while memory allows and until it has been idle for the
+keep-alive."""
 
 from __future__ import annotations
 
@@ -11,16 +15,19 @@ from typing import Any
 
 from app.core.errors import ConfigError, UnknownModel
 from app.core.load_options import LoadOptions
+from app.core.pool.keep_alive import describe_keep_alive, parse_keep_alive
 from app.core.server.config import API_KEY_ENV, ServerChoices, key_source, server_config
 from app.core.services import AppServices
 from app.core.sizes import format_size
+from app.core.storage.settings import EngineSettings
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "serve",
         help="serve a model on an OpenAI-compatible endpoint (no window)",
-        description="Load a model and serve it on http://HOST:PORT/v1 until Ctrl-C.",
+        description="Load a model and serve it on http://HOST:PORT/v1 until Ctrl-C; other "
+        "library models load when a request names them.",
     )
     parser.add_argument(
         "--model",
@@ -31,6 +38,23 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
     parser.add_argument("--ctx", type=int, help="context length in tokens (default 4096)")
     parser.add_argument("--gpu-layers", type=int, default=0, help="layers to offload (-1: all)")
+    parser.add_argument(
+        "--no-load-on-request",
+        action="store_true",
+        help="serve only the models loaded already; a request for another one gets 404",
+    )
+    parser.add_argument(
+        "--keep-alive",
+        metavar="DURATION",
+        help="how long an idle model stays loaded: seconds or a duration such as 5m or 1h "
+        "(default 5m; 0 unloads after each request; -1 keeps models loaded)",
+    )
+    parser.add_argument(
+        "--max-loaded-models",
+        type=int,
+        metavar="N",
+        help="models loaded at once (default: as many as memory holds)",
+    )
     key = parser.add_mutually_exclusive_group()
     key.add_argument(
         "--api-key-stdin",
@@ -52,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     try:
         settings = services.settings
+        _apply_pool_flags(args, settings.engine)
         # Checked before the (slow) model load, so a refused configuration fails at once.
         given = _given_key(args)
         config = server_config(
@@ -65,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         options = LoadOptions(
             model.path, n_ctx=args.ctx or settings.engine.n_ctx, n_gpu_layers=args.gpu_layers
         )
-        info = services.load_model(model, options)
+        info = services.load_model(model, options, keep_alive_s=settings.engine.keep_alive_s)
         measured = services.fit_feedback.last_load()
         if measured is not None:
             print(  # noqa: T201
@@ -77,6 +102,12 @@ def run(args: argparse.Namespace) -> int:
         runner = services.start_server(config)
         # One line on stdout, so scripts can read the URL.
         print(f"Serving {info.model_id} (context {info.n_ctx}) at {runner.url}/v1", flush=True)  # noqa: T201
+        if settings.engine.load_on_request:
+            print(  # noqa: T201
+                "Other library models load when a request names them; a model unloads "
+                f"{describe_keep_alive(settings.engine.keep_alive_s)}",
+                file=sys.stderr,
+            )
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
             while not stop.wait(0.5):
@@ -86,6 +117,23 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         services.close()
+
+
+def _apply_pool_flags(args: argparse.Namespace, engine: EngineSettings) -> None:
+    """This run's pool choices over the saved settings (not written back)."""
+    if args.no_load_on_request:
+        engine.load_on_request = False
+    if args.keep_alive is not None:
+        try:
+            keep = parse_keep_alive(args.keep_alive)
+        except ValueError as exc:
+            raise ConfigError(f"--keep-alive: {exc}") from exc
+        if keep is not None:
+            engine.keep_alive_s = keep
+    if args.max_loaded_models is not None:
+        if args.max_loaded_models < 1:
+            raise ConfigError("--max-loaded-models must be at least 1")
+        engine.max_loaded_models = args.max_loaded_models
 
 
 def _given_key(args: argparse.Namespace) -> str | None:

@@ -38,6 +38,51 @@ class UnknownModel(AppError):
     """A model name that is neither a file nor a model in the library."""
 
 
+class AmbiguousModel(AppError):
+    """A model name that could mean several library models."""
+
+    def __init__(self, requested: str, candidates: list[str]) -> None:
+        super().__init__(
+            f"{requested!r} matches several models; name one of: {', '.join(candidates)}"
+        )
+        self.requested = requested
+        self.candidates = candidates
+
+
+class InsufficientMemory(AppError):
+    """A model that does not fit the memory left, even after unloading every idle model.
+
+    Raised before any load is attempted, so the machine never runs out of memory."""
+
+    def __init__(self, model: str, needed_bytes: int, available_bytes: int, memory: str) -> None:
+        super().__init__(
+            f"{model} needs {_mib(needed_bytes)} of {memory} (estimated) but only "
+            f"{_mib(available_bytes)} is available, counting idle models that could be "
+            "unloaded; unload or unpin a model, load a smaller context or quantization, or "
+            "lower the memory margin"
+        )
+        self.model = model
+        self.needed_bytes = needed_bytes
+        self.available_bytes = available_bytes
+        self.memory = memory
+
+
+def _mib(n_bytes: int) -> str:
+    # Errors sit below every other module, so they spell sizes themselves (one unit: MiB).
+    return f"{max(n_bytes, 0) / 2**20:,.0f} MiB"
+
+
+class PoolFull(AppError):
+    """As many models are loaded as the settings allow and each one is busy or pinned."""
+
+    def __init__(self, loaded: int, retry_after_s: int = 5) -> None:
+        super().__init__(
+            f"{loaded} models are loaded (the most allowed) and none is idle; try again shortly"
+        )
+        self.loaded = loaded
+        self.retry_after_s = retry_after_s
+
+
 class InvalidModelFile(ModelLoadError):
     """A file that is not a usable GGUF (bad magic, truncated, hostile header): refused by our
     header reader before llama.cpp sees it, so it is also a model that cannot load."""

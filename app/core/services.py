@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -18,6 +18,7 @@ import psutil
 
 from app.core.catalog.calibration import FitCalibration
 from app.core.catalog.estimator import LoadPlan, ModelFacts, parallel_that_fits
+from app.core.catalog.fit import Machine
 from app.core.catalog.gguf_header import read_local_model
 from app.core.catalog.hub import HubClient
 from app.core.chats.store import ChatStore
@@ -30,9 +31,12 @@ from app.core.library.last_model import LastModelStore
 from app.core.library.model import LibraryModel
 from app.core.library.sources import build_library, other_tools_copies
 from app.core.load_options import LoadOptions
+from app.core.pool.budget import MemoryBudget
+from app.core.pool.pool import ModelPool
 from app.core.server.app import ServerConfig
 from app.core.server.request_log import RequestLog
 from app.core.server.runner import ServerRunner
+from app.core.sizes import MIB
 from app.core.storage.paths import AppPaths
 from app.core.storage.settings import Settings, SettingsStore
 from app.core.usage.energy import open_energy_meter
@@ -44,11 +48,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Threads first (downloads, then the engine, whose last reply checkpoints into the ledger),
-# then the stores they write to.
+# Threads first (downloads, then the model pool's engines, whose last replies checkpoint into
+# the ledger), then the stores they write to.
 _CLOSE_ORDER = (
     "download queue",
-    "engine",
+    "model pool",
     "usage ledger",
     "fit feedback",
     "chat store",
@@ -110,8 +114,10 @@ class AppServices:
         )
 
     @property
-    def engine(self) -> Engine:
-        return self._once("engine", self._build_engine, Engine.close)
+    def pool(self) -> ModelPool:
+        """The loaded models, each on its own engine; the app, ``serve`` and every dialect load
+        and use models through it."""
+        return self._once("model pool", self._build_pool, ModelPool.close)
 
     @property
     def chats(self) -> ChatStore:
@@ -130,11 +136,32 @@ class AppServices:
             DownloadManager.close,
         )
 
-    def _build_engine(self) -> Engine:
+    def _build_pool(self) -> ModelPool:
         observers: list[GenerationObserver] = [self.fit_feedback]
         if self.settings.usage.record:
             observers.append(UsageRecorder(self.ledger, open_energy_meter(_nvml())))
-        return Engine(max_pending=self.settings.engine.max_pending, observers=observers)
+        engine_settings = self.settings.engine
+
+        def engine(job_ids: Iterator[int]) -> Engine:
+            return Engine(
+                max_pending=self.settings.engine.max_pending, observers=observers, job_ids=job_ids
+            )
+
+        budget_mb = engine_settings.memory_budget_mb
+        budget = MemoryBudget(
+            margin_bytes=engine_settings.memory_margin_mb * MIB,
+            total_bytes=budget_mb * MIB if budget_mb is not None else None,
+            machine=_machine,
+        )
+        return ModelPool(
+            self.library,
+            lambda: self.settings.engine,
+            budget,
+            engine_factory=engine,
+            prepare=self._prepare_load,
+            correction=self.fit_feedback.calibration.correction,
+            on_loaded=self.fit_feedback.model_loaded,
+        )
 
     def open_stores(self) -> None:
         """Open the databases now, so a broken one stops start-up with its message.
@@ -151,30 +178,32 @@ class AppServices:
 
     # -- workflows -------------------------------------------------------------------------------
 
-    def load_model(self, model: LibraryModel, options: LoadOptions) -> ModelInfo:
-        """Load a library model with ``options`` on the engine thread and wait for it.
+    def load_model(
+        self, model: LibraryModel, options: LoadOptions, *, keep_alive_s: float | None = None
+    ) -> ModelInfo:
+        """Load a library model with ``options`` through the pool (its memory rules) and wait.
 
-        The file opened is the one the library prepares for ``model`` (the starter model's parts
-        joined), which replaces ``options.model_path``; the settings' thread count applies
-        unless ``options`` name one. The sequence slots are the settings' ``engine.parallel``,
-        else what the RAM available now holds.
-        """
+        ``keep_alive_s`` None: the settings' keep-alive for idle models."""
+        return self.pool.load(model, options, keep_alive_s=keep_alive_s)
+
+    def _prepare_load(self, model: LibraryModel, options: LoadOptions) -> LoadOptions:
+        """What a load really opens: the file the library prepares for ``model`` (the starter
+        model's parts joined) replaces ``options.model_path``; the settings' thread count
+        applies unless ``options`` name one. The sequence slots are the settings'
+        ``engine.parallel``, else what the RAM available now holds."""
         path = self.library.local_path(model)
         parallel = self.settings.engine.parallel or _auto_parallel(path, options)
-        load = replace(
+        return replace(
             options,
             model_path=path,
             n_threads=options.n_threads or self.settings.engine.n_threads,
             model_id=options.model_id or model.name,
             parallel=parallel,
         )
-        info = self.engine.load(load).result()
-        self.fit_feedback.model_loaded(load, info)
-        return info
 
     def start_server(self, config: ServerConfig) -> ServerRunner:
         self.stop_server()
-        runner = ServerRunner(self.engine, config, self.request_log)
+        runner = ServerRunner(self.pool, config, self.request_log)
         runner.start()
         self.server = runner
         return runner
@@ -219,6 +248,17 @@ def _auto_parallel(path: Path, options: LoadOptions) -> int:
         return AUTO_PARALLEL_FALLBACK
     plan = LoadPlan.from_options(replace(options, model_path=path), gpu_backend=None)
     return parallel_that_fits(facts, plan, psutil.virtual_memory().available)
+
+
+def _machine() -> Machine | None:
+    """The GPUs this build drives and their free memory now (asked only for offloaded loads)."""
+    from app.core.hardware.detect import detect
+
+    try:
+        return Machine.of(detect())
+    except AppError as exc:
+        log.warning("cannot read the GPUs' free memory: %s", exc.user_message)
+        return None
 
 
 def _nvml() -> Any | None:

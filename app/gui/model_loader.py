@@ -1,6 +1,6 @@
 """Loading models off the GUI thread, and telling every page which model is loaded.
 
-Only the GUI loads or unloads models (the endpoint serves whatever is loaded). The estimate the
+The app loads through the model pool, under the same memory rules as a request. The estimate the
 Load dialog showed is kept beside the loaded model, so pages can show measured next to estimated.
 """
 
@@ -14,6 +14,7 @@ from app.core.catalog.estimator import MemoryEstimate
 from app.core.engine.result import ModelInfo
 from app.core.library.model import LibraryModel
 from app.core.load_options import LoadOptions
+from app.core.pool.keep_alive import KEEP_FOREVER
 from app.core.services import AppServices
 from app.gui.bridge import Bridge
 
@@ -47,7 +48,8 @@ class ModelLoader(QObject):
         self.loading_started.emit(model.name)
 
         def work() -> ModelInfo:
-            return self._services.load_model(model, options)
+            # Loaded from the app: kept until the user unloads it (or memory needs it).
+            return self._services.load_model(model, options, keep_alive_s=KEEP_FOREVER)
 
         def loaded(info: ModelInfo) -> None:
             self.loading = None
@@ -56,7 +58,10 @@ class ModelLoader(QObject):
 
         def failed(exc: BaseException) -> None:
             self.loading = None
-            self.current = None  # a failed load has unloaded the previous model
+            # The pool keeps what was loaded before, unless this load was its reload.
+            current = self.current
+            if current is not None and self._services.pool.find(current.info.model_id) is None:
+                self.current = None
             self.loading_failed.emit(exc)
 
         self._bridge.run(work, loaded, failed, owner=self)

@@ -40,14 +40,14 @@ def test_listing_the_library_starts_no_engine_and_opens_no_database(started: Sta
 
 def test_a_part_asked_for_from_many_threads_is_built_once(started: Started) -> None:
     with AppServices.create() as services, ThreadPoolExecutor(8) as pool:
-        engines = set(pool.map(lambda _i: id(services.engine), range(32)))
-        assert len(engines) == 1
-        assert started("engine") == ["engine"]
+        pools = set(pool.map(lambda _i: id(services.pool), range(32)))
+        assert len(pools) == 1
+        assert started("model-pool-expiry") == ["model-pool-expiry"]
 
 
 def test_close_joins_every_thread_it_started_and_may_run_twice(started: Started) -> None:
     services = AppServices.create()
-    services.engine.model  # noqa: B018
+    services.pool.models()
     services.downloads.items()
     services.open_stores()
     services.close()
@@ -60,8 +60,8 @@ def test_after_close_nothing_is_built_again(started: Started) -> None:
     services = AppServices.create()
     services.close()
     with pytest.raises(Cancelled):
-        services.engine  # noqa: B018
-    assert not started("engine")
+        services.pool  # noqa: B018
+    assert not started("model-pool")
 
 
 def test_the_server_gets_the_engine_and_the_request_log(tiny_model: Path, started: Started) -> None:
@@ -71,7 +71,9 @@ def test_the_server_gets_the_engine_and_the_request_log(tiny_model: Path, starte
     from app.core.server.app import ServerConfig
 
     with AppServices.create() as services:
-        services.engine.load(LoadOptions(model_path=tiny_model, n_ctx=256)).result()
+        services.load_model(
+            services.library.resolve(str(tiny_model)), LoadOptions(model_path=tiny_model, n_ctx=256)
+        )
         logged = threading.Event()
         services.request_log.subscribe(lambda _record: logged.set())
         runner = services.start_server(ServerConfig(port=0))

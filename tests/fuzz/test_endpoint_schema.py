@@ -37,7 +37,10 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iter
     home = tmp_path_factory.mktemp("fuzz-home")
     services = AppServices.create(AppPaths.from_env({HOME_ENV: str(home)}))
     try:
-        services.engine.load(LoadOptions(model_path=tiny_model, n_ctx=256, seed=3)).result()
+        services.load_model(
+            services.library.resolve(str(tiny_model)),
+            LoadOptions(model_path=tiny_model, n_ctx=256, seed=3),
+        )
         runner = services.start_server(ServerConfig(port=0))
         yield runner.url
     finally:

@@ -83,7 +83,7 @@ def test_stop_cancels_the_reply_and_frees_the_engine(
     load_model(tiny_model)
     page = window.chat
     hold = _HoldAfterFirstText(page)
-    services.engine.add_observer(hold)
+    services.pool.add_observer(hold)
     _greedy(page, ChatSettings(temperature=0.0, seed=7, max_tokens=400))
     page.composer.setPlainText("Hello")
     qtbot.keyClick(page.composer, Qt.Key.Key_Return)
@@ -98,7 +98,7 @@ def test_stop_cancels_the_reply_and_frees_the_engine(
     assert stopped.stats is not None
     assert stopped.stats.completion_tokens < 400
     assert "stopped" in page.transcript.toPlainText()
-    assert services.engine.pending == 0
+    assert services.pool.default().engine.pending == 0
     assert page.send_button.text() == "Send"
     _greedy(page)
     _send(qtbot, page, "Hello again")  # the engine serves the next reply at once
@@ -245,13 +245,17 @@ def test_the_starter_model_replies_in_the_chat_as_the_engine_does(
     assert reply.stats is not None
     assert reply.stats.finish_reason in ("stop", "length")
     assert 0 < reply.stats.completion_tokens <= 24
-    direct = services.engine.generate(
-        GenerationRequest(
-            messages=(ChatMessage("user", question),),
-            max_tokens=24,
-            sampling=Sampling(temperature=0.0, seed=1),
+    direct = (
+        services.pool.default()
+        .engine.generate(
+            GenerationRequest(
+                messages=(ChatMessage("user", question),),
+                max_tokens=24,
+                sampling=Sampling(temperature=0.0, seed=1),
+            )
         )
-    ).result(timeout=180)
+        .result(timeout=180)
+    )
     assert direct.text == reply.content
     assert direct.completion_tokens == reply.stats.completion_tokens
     assert direct.finish_reason == reply.stats.finish_reason

@@ -112,7 +112,7 @@ def test_the_page_shows_busy_slots_and_waiting_requests(
     page = window.server
     assert "no model loaded" in page.slots.text()
     load_model(tiny_model)
-    engine = window.desktop.services.engine
+    engine = window.desktop.services.pool.default().engine
     slots = engine.slot_usage.slots
     assert slots >= 2
     release = threading.Event()

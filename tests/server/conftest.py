@@ -49,7 +49,10 @@ def serve() -> Iterator[ServerFactory]:
         services = AppServices.create()
         started.append(services)
         if model is not None:
-            services.engine.load(LoadOptions(model_path=model, n_ctx=n_ctx, seed=3)).result()
+            # The slots the engine used to default to, whatever RAM this machine has now.
+            services.settings.engine.parallel = services.settings.engine.parallel or 4
+            options = LoadOptions(model_path=model, n_ctx=n_ctx, seed=3)
+            services.load_model(services.library.resolve(str(model)), options)
         config.setdefault("port", 0)
         services.start_server(ServerConfig(**config))  # type: ignore[arg-type]
         return services
@@ -107,5 +110,5 @@ class TokenCounter:
 def starter(serve: ServerFactory, starter_model: Path) -> tuple[AppServices, TokenCounter]:
     services = serve(starter_model, n_ctx=2048)
     counter = TokenCounter()
-    services.engine.add_observer(counter)
+    services.pool.add_observer(counter)
     return services, counter

@@ -21,7 +21,7 @@ N_CTX = 256
 def served(serve: ServerFactory, tiny_model: Path) -> tuple[AppServices, TokenCounter]:
     services = serve(tiny_model, n_ctx=N_CTX)
     counter = TokenCounter()
-    services.engine.add_observer(counter)
+    services.pool.add_observer(counter)
     return services, counter
 
 

@@ -170,7 +170,7 @@ def test_embeddings_cap_the_number_of_inputs(
     reply = httpx.post(f"{base_url(services)}{path}", json=body, timeout=60)
     assert reply.status_code == 400
     assert "2048" in reply.text
-    assert services.engine.pending == 0
+    assert services.pool.default().engine.pending == 0
 
 
 @pytest.mark.parametrize(
@@ -197,7 +197,7 @@ def test_an_embedding_client_that_leaves_stops_the_work_between_texts(
     import json
 
     services = serve(tiny_model)
-    engine = services.engine
+    engine = services.pool.default().engine
     texts_embedded: list[int] = []
     real_embed = engine.embed
 

@@ -405,7 +405,7 @@ def websocket_probe(tiny_model: Path) -> Iterator[str]:
 
     services = AppServices.create()
     app = create_app(
-        services.engine,
+        services.pool,
         ServerConfig(port=0, api_key="k3y", cors_origins=("https://ok.example",)),
     )
 

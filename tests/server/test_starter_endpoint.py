@@ -147,18 +147,20 @@ def test_a_full_queue_answers_503_with_retry_after(
     SettingsStore(AppPaths.from_env().settings_file).save(settings)
     services = serve(starter_model, n_ctx=1024)
     url = base_url(services)
-    busy = services.engine.slot_usage.slots + 2  # every slot taken and two waiting
+    busy = services.pool.default().engine.slot_usage.slots + 2  # every slot taken and two waiting
     body = {"prompt": "Once upon a time", "max_tokens": 400}
     with httpx.Client(timeout=120) as http, ThreadPoolExecutor(busy) as pool:
         holders = [pool.submit(http.post, f"{url}/v1/completions", json=body) for _ in range(busy)]
         deadline = time.monotonic() + 120  # a hang guard: a busy machine may take a while
-        while services.engine.pending < busy and time.monotonic() < deadline:
+        while services.pool.default().engine.pending < busy and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert services.engine.pending == busy, "the two requests never filled the queue"
+        assert services.pool.default().engine.pending == busy, (
+            "the two requests never filled the queue"
+        )
         refused = http.post(f"{url}/v1/completions", json=body)
         assert refused.status_code == 503
         assert refused.headers["retry-after"]
         assert refused.json()["error"]["code"] == "engine_busy"
-        services.engine.close()  # cancel the queue instead of waiting for it
+        services.pool.default().engine.close()  # cancel the queue instead of waiting for it
         for holder in holders:
             holder.result()

@@ -24,7 +24,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -285,6 +285,7 @@ class Engine:
         backend_factory: BackendFactory = LlamaBackend,
         max_pending: int = 16,
         observers: Sequence[GenerationObserver] = (),
+        job_ids: Iterator[int] | None = None,
     ) -> None:
         self._backend_factory = backend_factory
         self._max_pending = max_pending
@@ -292,7 +293,8 @@ class Engine:
         self._jobs: queue.SimpleQueue[_Job | Wake | None] = queue.SimpleQueue()
         self._pending = 0
         self._pending_lock = threading.Lock()
-        self._job_ids = itertools.count(1)
+        # Shared by the engines of one pool, so observers never see one id twice.
+        self._job_ids = job_ids if job_ids is not None else itertools.count(1)
         self._steps = itertools.count(1)
         self._loaded: _Loaded | None = None  # written only on the engine thread
         self._slots: list[_Slot] = []

@@ -1,4 +1,4 @@
-"""``create_app(engine, config)``: the FastAPI application, with no globals (what the routes use
+"""``create_app(pool, config)``: the FastAPI application, with no globals (what the routes use
 lives on app.state).
 
 Both dialects share the port: OpenAI under ``/v1`` and Ollama under ``/api`` (plus ``/``).
@@ -12,8 +12,8 @@ from typing import Any
 from fastapi import FastAPI
 
 from app import __version__
-from app.core.engine.engine import Engine
 from app.core.errors import ConfigError
+from app.core.pool.pool import ModelPool
 from app.core.server.errors import install_error_handlers
 from app.core.server.guards import (
     ApiKeyGuard,
@@ -58,23 +58,39 @@ class ServerConfig:
 
 
 def create_app(
-    engine: Engine, config: ServerConfig, request_log: RequestLog | None = None
+    pool: ModelPool, config: ServerConfig, request_log: RequestLog | None = None
 ) -> FastAPI:
-    """The endpoint over ``engine``; each request handled lands in ``request_log``."""
+    """The endpoint over the models in ``pool``; each request handled lands in ``request_log``."""
     app = FastAPI(title="Homefire", version=__version__, docs_url=None, redoc_url=None)
-    app.state.engine = engine
+    app.state.pool = pool
     app.state.limits = config.limits  # the embedding routes' caps
     install_error_handlers(app)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        info = engine.model
-        usage = engine.slot_usage
+        loaded = pool.models()
+        models: list[dict[str, Any]] = []
+        for model in loaded:
+            usage = model.engine.slot_usage
+            models.append(
+                {
+                    "model": model.name,
+                    "n_ctx": model.info.n_ctx,
+                    "busy": model.busy,
+                    "pending": model.engine.pending,
+                    "slots": {"active": usage.active, "total": usage.slots, "queued": usage.queued},
+                }
+            )
         return {
-            "status": "ok" if info else "no_model",
-            "model": info.model_id if info else None,
-            "pending": engine.pending,
-            "slots": {"active": usage.active, "total": usage.slots, "queued": usage.queued},
+            "status": "ok" if loaded else "no_model",
+            # The model a request naming none gets, and every loaded one.
+            "model": loaded[0].name if loaded else None,
+            "models": models,
+            "loading": pool.loading(),
+            "pending": sum(m["pending"] for m in models),
+            "slots": {
+                key: sum(m["slots"][key] for m in models) for key in ("active", "total", "queued")
+            },
             "version": __version__,
         }
 

@@ -1,17 +1,19 @@
 """What every dialect's routes share: the model a request names and the engine serving it,
-whether a requested name is the served model, the finish reason on the wire and what the request
-log shows."""
+the finish reason on the wire and what the request log shows."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 
 from app.core.engine.engine import Engine
 from app.core.engine.result import GenerationResult, ModelInfo
-from app.core.errors import ModelNotLoaded
+from app.core.errors import AmbiguousModel, ModelNotLoaded, UnknownModel
+from app.core.pool.pool import ModelPool
 from app.core.server.errors import ApiError
+from app.core.server.model_holds import STATE_KEY, ModelHolds
 
 
 @dataclass(frozen=True)
@@ -22,37 +24,49 @@ class Served:
     info: ModelInfo
 
 
-def engine_of(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
+def pool_of(app: FastAPI) -> ModelPool:
+    pool: ModelPool = app.state.pool
+    return pool
 
 
-async def served_model(request: Request, requested: str | None, *, param: str = "model") -> Served:
-    """The model ``requested`` names (none or empty: the one a client gets by default) with the
-    engine serving it. Every generation, embedding and model-detail route of every dialect asks
-    here, so a name means the same thing on all of them.
+async def served_model(
+    request: Request,
+    requested: str | None,
+    *,
+    param: str = "model",
+    n_ctx: int | None = None,
+    keep_alive_s: float | None = None,
+) -> Served:
+    """The model ``requested`` names (none or empty: the one loaded or used last) with the
+    engine serving it, held busy until the request's last byte. Every generation, embedding and
+    model-detail route of every dialect asks here, so a name means the same thing on all of them.
 
-    Raises ``ModelNotLoaded`` when nothing is served and a 404 ``model_not_found`` for a name
-    this server does not serve.
+    A library model that is not loaded is loaded first when load on request is on (the request
+    waits for it); ``n_ctx`` larger than the loaded context reloads it at that context when it
+    fits; ``keep_alive_s`` is how long the model stays loaded once idle (Ollama's keep_alive).
+    Raises ``ModelNotLoaded`` when nothing is loaded and no name is given, a 404
+    ``model_not_found`` for a name that means no model, a 400 ``model_ambiguous`` for one that
+    means several, and ``InsufficientMemory`` (507) when the model cannot fit.
     """
-    engine = engine_of(request)
-    info = engine.model
-    if info is None:
-        raise ModelNotLoaded("no model is loaded; load one in Homefire first")
-    if requested and not same_model(requested, info):
-        raise ApiError(
-            404,
-            f"the model {requested!r} is not loaded; this server serves {info.model_id!r}",
-            code="model_not_found",
-            param=param,
-        )
-    return Served(engine, info)
+    holds: ModelHolds = getattr(request.state, STATE_KEY)
+    try:
+        granted = pool_of(request.app).acquire(requested, n_ctx=n_ctx, keep_alive_s=keep_alive_s)
+        granted.add_done_callback(holds.take)
+        held = await asyncio.wrap_future(granted)
+    except UnknownModel as exc:
+        raise ApiError(404, exc.user_message, code="model_not_found", param=param) from exc
+    except AmbiguousModel as exc:
+        raise ApiError(400, exc.user_message, code="model_ambiguous", param=param) from exc
+    except ModelNotLoaded as exc:
+        if not requested:
+            raise
+        raise ApiError(404, exc.user_message, code="model_not_found", param=param) from exc
+    return Served(held.engine, held.info)
 
 
-def same_model(requested: str, info: ModelInfo) -> bool:
-    """Clients name a model by its id, its file name or its stem; Ollama ones add ``:latest``."""
-    wanted = requested.strip().lower().removesuffix(":latest")
-    return wanted in {info.model_id.lower(), info.path.name.lower(), info.path.stem.lower()}
+def served_models(app: FastAPI) -> list[Served]:
+    """Every loaded model, most recently used first (for listings and metrics; not held)."""
+    return [Served(model.engine, model.info) for model in pool_of(app).models()]
 
 
 def finish_reason(result: GenerationResult) -> str:

@@ -14,10 +14,13 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.errors import (
+    AmbiguousModel,
     AppError,
     ContextOverflow,
     EngineBusy,
+    InsufficientMemory,
     ModelNotLoaded,
+    PoolFull,
     TemplateError,
     UnknownModel,
     UnsupportedRequest,
@@ -91,8 +94,29 @@ def api_error_for(exc: AppError) -> ApiError:
             code="model_not_loaded",
             headers={"Retry-After": "5"},
         )
+    if isinstance(exc, InsufficientMemory):
+        # 507 Insufficient Storage: the server cannot hold what the request needs (Ollama
+        # answers a model that does not fit with a 500; a distinct status lets clients tell).
+        return ApiError(
+            507,
+            exc.user_message,
+            type_="server_error",
+            code="insufficient_memory",
+            param="model",
+            details={"needed_bytes": exc.needed_bytes, "available_bytes": exc.available_bytes},
+        )
+    if isinstance(exc, PoolFull):
+        return ApiError(
+            503,
+            exc.user_message,
+            type_="server_error",
+            code="too_many_models",
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
     if isinstance(exc, UnknownModel):
         return ApiError(404, exc.user_message, code="model_not_found", param="model")
+    if isinstance(exc, AmbiguousModel):
+        return ApiError(400, exc.user_message, code="model_ambiguous", param="model")
     if isinstance(exc, TemplateError):
         return ApiError(400, exc.user_message, code="chat_template_error", param="messages")
     if isinstance(exc, UnsupportedRequest):

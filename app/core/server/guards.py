@@ -24,6 +24,8 @@ from starlette.websockets import WebSocketClose
 from app.core.errors import ConfigError
 from app.core.server.errors import ApiError
 from app.core.server.host_check import host_allowed
+from app.core.server.model_holds import STATE_KEY as HOLDS_KEY
+from app.core.server.model_holds import ModelHolds
 from app.core.server.request_log import RequestLog, RequestRecord
 from app.core.usage.clients import client_from_user_agent
 
@@ -74,7 +76,9 @@ class RequestLogger:
     """One ``RequestRecord`` per request, after its last byte (or its failure).
 
     Routes put ``model``, ``prompt_tokens`` and ``completion_tokens`` into ``request.state``;
-    a streamed response fills them in when the generation ends, before its last chunk.
+    a streamed response fills them in when the generation ends, before its last chunk. Being
+    the one place that sees every request end, it also releases the models the request held
+    busy in the pool.
     """
 
     def __init__(self, app: ASGIApp, log: RequestLog) -> None:
@@ -89,6 +93,7 @@ class RequestLogger:
         arrived = datetime.now(UTC)
         status = 500
         state: dict[str, Any] = scope.setdefault("state", {})
+        holds = state.setdefault(HOLDS_KEY, ModelHolds())
 
         async def send_logged(message: Message) -> None:
             nonlocal status
@@ -99,6 +104,7 @@ class RequestLogger:
         try:
             await self.app(scope, receive, send_logged)
         finally:
+            holds.close()
             headers = Headers(scope=scope)
             client = scope.get("client")
             self.log.add(

@@ -15,6 +15,8 @@ from typing import Any
 import gguf
 
 from app.core.engine.result import ModelInfo
+from app.core.library.model import LibraryModel
+from app.core.pool.pool import LoadedModel
 
 # Ollama's /api/version. Copilot Chat refuses anything below 0.6.4.
 OLLAMA_COMPAT_VERSION = "0.9.0"
@@ -85,17 +87,47 @@ def tag_entry(info: ModelInfo) -> dict[str, Any]:
     }
 
 
-def running_entry(info: ModelInfo) -> dict[str, Any]:
+def library_tag_entry(model: LibraryModel) -> dict[str, Any]:
+    """A library model that is not loaded: what its file and the library know, nothing assumed."""
+    try:
+        modified = iso_time(datetime.fromtimestamp(model.path.stat().st_mtime, UTC))
+    except OSError:
+        modified = iso_time(datetime.now(UTC))
+    family = model.architecture or "unknown"
+    digest = hashlib.sha256(f"{model.path}:{model.size_bytes}".encode()).hexdigest()
+    return {
+        "name": model.name,
+        "model": model.name,
+        "modified_at": modified,
+        "size": model.size_bytes,
+        "digest": digest,
+        "details": {
+            "parent_model": "",
+            "format": "gguf",
+            "family": family,
+            "families": [family],
+            "parameter_size": "unknown",
+            "quantization_level": model.quant or "unknown",
+        },
+    }
+
+
+def running_entry(loaded: LoadedModel) -> dict[str, Any]:
+    """An /api/ps entry: ``size`` is the memory measured over the load (the estimate until it
+    could be measured), ``expires_at`` when the idle model will be unloaded."""
+    info = loaded.info
     if info.n_gpu_layers == 0:
         vram = 0
     else:
         layers = int(info.metadata.get(f"{info.architecture}.block_count", "0") or 0)
         share = 1.0 if info.n_gpu_layers < 0 or not layers else min(1.0, info.n_gpu_layers / layers)
         vram = int(info.size_bytes * share)  # the weights' share on the GPU; KV not counted
+    # Busy, pinned or kept forever: no expiry yet; Ollama shows a far date for "never".
+    expires = loaded.expires_at or datetime.now(UTC) + timedelta(days=365 * 100)
     return {
         **tag_entry(info),
-        # Loaded until the user unloads it: keep_alive does not apply.
-        "expires_at": iso_time(datetime.now(UTC) + timedelta(days=365 * 100)),
+        "size": max(loaded.memory_bytes, vram),
+        "expires_at": iso_time(expires),
         "size_vram": vram,
         "context_length": info.n_ctx,
     }

@@ -2,12 +2,14 @@
 providers of Continue, Cline, Roo and Aider call.
 
 Streams are NDJSON (one JSON object per line), ending with a ``done: true`` line that carries
-the counters and durations (nanoseconds, measured). Models are never pulled, created or
-unloaded over the API: the user manages them in Homefire.
+the counters and durations (nanoseconds, measured). Models are loaded on request and unloaded
+as Ollama does (``keep_alive``), but never pulled, created or deleted over the API: the user
+manages files in Homefire.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -18,10 +20,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from app.core.engine.request import ChatMessage, GenerationRequest
-from app.core.engine.result import GenerationResult, ModelInfo
+from app.core.engine.result import GenerationResult
 from app.core.server.chat_request import ChatJob, chat_job
 from app.core.server.client_names import client_name
-from app.core.server.dialects import Served, engine_of, finish_reason, note_usage, served_model
+from app.core.server.dialects import (
+    Served,
+    finish_reason,
+    note_usage,
+    pool_of,
+    served_model,
+    served_models,
+)
 from app.core.server.embeddings import embed_texts
 from app.core.server.errors import ApiError
 from app.core.server.generation_stream import (
@@ -34,11 +43,13 @@ from app.core.server.generation_stream import (
 from app.core.server.ollama_models import (
     OLLAMA_COMPAT_VERSION,
     iso_time,
+    library_tag_entry,
     running_entry,
     show_entry,
     tag_entry,
 )
 from app.core.server.ollama_schemas import (
+    OllamaBody,
     OllamaChatBody,
     OllamaEmbedBody,
     OllamaEmbeddingsBody,
@@ -62,11 +73,11 @@ def _line(data: dict[str, Any]) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
 
 
-def _counters(result: GenerationResult, started: float) -> dict[str, Any]:
+def _counters(result: GenerationResult, started: float, load_s: float) -> dict[str, Any]:
     return {
         "done_reason": finish_reason(result),
         "total_duration": int((time.monotonic() - started) * 1e9),
-        "load_duration": 0,  # the model was loaded before the request; nothing loads here
+        "load_duration": int(load_s * 1e9),  # waiting for the model to load (0 when loaded)
         "prompt_eval_count": result.prompt_tokens,
         "prompt_eval_duration": int(result.prompt_s * 1e9),
         "eval_count": result.completion_tokens,
@@ -94,14 +105,19 @@ async def version() -> dict[str, str]:
 
 @router.get("/api/tags")
 async def tags(request: Request) -> dict[str, Any]:
-    info = engine_of(request).model
-    return {"models": [tag_entry(info)] if info else []}
+    """The loaded models and, with load on request on, every library model a request may name."""
+    entries = [tag_entry(served.info) for served in served_models(request.app)]
+    pool = pool_of(request.app)
+    if pool.loads_on_request:
+        listed = {entry["name"] for entry in entries}
+        library = await asyncio.to_thread(pool.library_models)
+        entries += [library_tag_entry(m) for m in library if m.name not in listed]
+    return {"models": entries}
 
 
 @router.get("/api/ps")
 async def running(request: Request) -> dict[str, Any]:
-    info = engine_of(request).model
-    return {"models": [running_entry(info)] if info else []}
+    return {"models": [running_entry(loaded) for loaded in pool_of(request.app).models()]}
 
 
 @router.post("/api/show")
@@ -112,12 +128,36 @@ async def show(body: OllamaShowBody, request: Request) -> dict[str, Any]:
 # -- generation ----------------------------------------------------------------------------
 
 
-def _loaded_reply(info: ModelInfo, key: str) -> dict[str, Any]:
-    """Ollama's answer to an empty request, which clients send to preload a model."""
-    reply: dict[str, Any] = {"model": info.model_id, "created_at": _now(), "done": True}
-    reply["done_reason"] = "load"
+def _loaded_reply(model: str, key: str, reason: str = "load") -> dict[str, Any]:
+    """Ollama's answer to an empty request, which clients send to preload a model (or, with
+    ``keep_alive: 0``, to unload it)."""
+    reply: dict[str, Any] = {"model": model, "created_at": _now(), "done": True}
+    reply["done_reason"] = reason
     reply[key] = {"role": "assistant", "content": ""} if key == "message" else ""
     return reply
+
+
+async def _serve_body(
+    request: Request, body: OllamaBody, empty: bool, key: str
+) -> tuple[Served | None, JSONResponse | None, float]:
+    """The model ``body`` names, loaded at its ``num_ctx`` and kept for its ``keep_alive``; or
+    the whole answer to an empty request (a preload, or Ollama's unload idiom); and the seconds
+    spent waiting for a load."""
+    keep_alive = body.keep_alive_s()
+    if empty and keep_alive == 0:
+        # {"model": m, "keep_alive": 0}: unload now (after its running requests), load nothing.
+        await asyncio.wrap_future(pool_of(request.app).unload(body.model))
+        return None, JSONResponse(_loaded_reply(body.model, key, "unload")), 0.0
+    before = {id(served.info) for served in served_models(request.app)}
+    started = time.monotonic()
+    served = await served_model(
+        request, body.model, n_ctx=body.options.context(), keep_alive_s=keep_alive
+    )
+    # A model (re)loaded for this request: the wait was its load, as Ollama reports it.
+    load_s = 0.0 if id(served.info) in before else time.monotonic() - started
+    if empty:
+        return None, JSONResponse(_loaded_reply(served.info.model_id, key)), load_s
+    return served, None, load_s
 
 
 async def _respond(
@@ -128,6 +168,7 @@ async def _respond(
     stream_reply: bool,
     shape: Callable[[list[ReplyEvent]], dict[str, Any] | None],
     final: Callable[[ReplyAssembler | None, str], dict[str, Any]],
+    load_s: float,
 ) -> JSONResponse | StreamingResponse:
     """Run one generation and answer it whole or as NDJSON; ``shape`` turns reply events into a
     line's payload, ``final`` builds the whole reply (or the last line's payload)."""
@@ -148,7 +189,7 @@ async def _respond(
                 "created_at": _now(),
                 **final(assembler, result.text),
                 "done": True,
-                **_counters(result, started),
+                **_counters(result, started, load_s),
             }
         )
     first = await first_event_or_disconnect(stream, request)
@@ -174,7 +215,7 @@ async def _respond(
                     "created_at": _now(),
                     **final(None, ""),
                     "done": True,
-                    **_counters(event.result, started),
+                    **_counters(event.result, started, load_s),
                 }
             )
 
@@ -209,10 +250,11 @@ def _chat_final(assembler: ReplyAssembler | None, _text: str) -> dict[str, Any]:
 
 @router.post("/api/chat", response_model=None)
 async def chat(body: OllamaChatBody, request: Request) -> JSONResponse | StreamingResponse:
-    served = await served_model(request, body.model)
+    served, answer, load_s = await _serve_body(request, body, not body.messages, "message")
+    if served is None:
+        assert answer is not None
+        return answer
     info = served.info
-    if not body.messages:
-        return JSONResponse(_loaded_reply(info, "message"))
     try:
         messages = tuple(m.to_message() for m in body.messages)
     except ValueError as exc:
@@ -233,7 +275,14 @@ async def chat(body: OllamaChatBody, request: Request) -> JSONResponse | Streami
         )
     )
     return await _respond(
-        request, served, job.request, job.assembler(), body.stream, _chat_payload, _chat_final
+        request,
+        served,
+        job.request,
+        job.assembler(),
+        body.stream,
+        _chat_payload,
+        _chat_final,
+        load_s,
     )
 
 
@@ -259,12 +308,14 @@ def _generate_final(assembler: ReplyAssembler | None, text: str) -> dict[str, An
 
 @router.post("/api/generate", response_model=None)
 async def generate(body: OllamaGenerateBody, request: Request) -> JSONResponse | StreamingResponse:
-    served = await served_model(request, body.model)
-    info = served.info
     if body.images:
         raise ApiError(400, "images are not supported by this model")
-    if not body.prompt and body.suffix is None:
-        return JSONResponse(_loaded_reply(info, "response"))
+    empty = not body.prompt and body.suffix is None
+    served, answer, load_s = await _serve_body(request, body, empty, "response")
+    if served is None:
+        assert answer is not None
+        return answer
+    info = served.info
     options = body.options
     grammar = await off_the_loop(lambda: ollama_format_grammar(body.format))
     common: dict[str, Any] = {
@@ -291,7 +342,14 @@ async def generate(body: OllamaGenerateBody, request: Request) -> JSONResponse |
         generation = GenerationRequest(messages=tuple(messages), **common)
         assembler = ReplyAssembler(starts_thinking=info.opens_thinking, tool_names=())
     return await _respond(
-        request, served, generation, assembler, body.stream, _generate_payload, _generate_final
+        request,
+        served,
+        generation,
+        assembler,
+        body.stream,
+        _generate_payload,
+        _generate_final,
+        load_s,
     )
 
 
@@ -300,17 +358,19 @@ async def generate(body: OllamaGenerateBody, request: Request) -> JSONResponse |
 
 @router.post("/api/embed")
 async def embed(body: OllamaEmbedBody, request: Request) -> dict[str, Any]:
-    served = await served_model(request, body.model)
+    started = time.monotonic()
+    before = {id(served.info) for served in served_models(request.app)}
+    served = await served_model(request, body.model, keep_alive_s=body.keep_alive_s())
+    load_s = 0.0 if id(served.info) in before else time.monotonic() - started
     engine, info = served.engine, served.info
     note_usage(request, info.model_id, None)
-    started = time.monotonic()
     result = await embed_texts(request, engine, body.texts())
     request.state.prompt_tokens = result.prompt_tokens
     return {
         "model": info.model_id,
         "embeddings": result.vectors,
         "total_duration": int((time.monotonic() - started) * 1e9),
-        "load_duration": 0,
+        "load_duration": int(load_s * 1e9),
         "prompt_eval_count": result.prompt_tokens,
     }
 

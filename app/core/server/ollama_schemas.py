@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.core.engine.request import ChatMessage
+from app.core.pool.keep_alive import parse_keep_alive
 from app.core.server.schemas import SamplingFields, nesting_checked, template_tool_call
 
 _ROLES = {"system", "user", "assistant", "tool"}
@@ -17,8 +18,13 @@ class _Lenient(BaseModel):
 
 
 class OllamaOptions(SamplingFields):
-    num_ctx: int | None = None  # the context is fixed at load: a prompt that does not fit is 400
+    # Larger than the loaded context: the model is reloaded at this context when it fits.
+    num_ctx: int | None = None
     num_predict: int | None = None
+
+    def context(self) -> int | None:
+        # Zero or negative: not asked for (Ollama then keeps its default).
+        return self.num_ctx if self.num_ctx and self.num_ctx > 0 else None
 
     def max_tokens(self) -> int | None:
         # -1: no limit, -2: fill the context; both end at the context's end here.
@@ -48,16 +54,28 @@ class OllamaMessage(_Lenient):
         return ChatMessage(role=self.role, content=self.content, name=self.tool_name, extra=extra)  # type: ignore[arg-type]
 
 
-class _OllamaBody(_Lenient):
+class _KeepAlive(_Lenient):
+    # Seconds or a duration ("5m"); 0 unloads once the request ends, negative keeps forever.
+    keep_alive: float | None = None
+
+    @field_validator("keep_alive", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float | None:
+        return parse_keep_alive(value)
+
+    def keep_alive_s(self) -> float | None:
+        return self.keep_alive
+
+
+class OllamaBody(_KeepAlive):
     model: str = ""
     format: str | dict[str, Any] | None = None
     options: OllamaOptions = Field(default_factory=OllamaOptions)
     stream: bool = True
-    keep_alive: Any = None  # accepted; the model stays loaded until the user unloads it
     think: Any = None  # accepted; reasoning is split out whenever the model writes it
 
 
-class OllamaChatBody(_OllamaBody):
+class OllamaChatBody(OllamaBody):
     messages: list[OllamaMessage] = Field(default_factory=list)
     tools: list[dict[str, Any]] | None = None
 
@@ -67,7 +85,7 @@ class OllamaChatBody(_OllamaBody):
         return nesting_checked(value, "tools")
 
 
-class OllamaGenerateBody(_OllamaBody):
+class OllamaGenerateBody(OllamaBody):
     prompt: str = ""
     suffix: str | None = None
     system: str | None = None
@@ -75,11 +93,10 @@ class OllamaGenerateBody(_OllamaBody):
     images: list[str] | None = None
 
 
-class OllamaEmbedBody(_Lenient):
+class OllamaEmbedBody(_KeepAlive):
     model: str = ""
     input: str | list[str]
     truncate: bool = True
-    keep_alive: Any = None
 
     def texts(self) -> list[str]:
         return [self.input] if isinstance(self.input, str) else list(self.input)

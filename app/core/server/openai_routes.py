@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import struct
@@ -15,9 +16,16 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.core.engine.request import GenerationRequest
 from app.core.engine.result import GenerationResult, ModelInfo
+from app.core.library.model import LibraryModel
 from app.core.server.chat_request import chat_job
 from app.core.server.client_names import client_name
-from app.core.server.dialects import engine_of, finish_reason, note_usage, served_model
+from app.core.server.dialects import (
+    finish_reason,
+    note_usage,
+    pool_of,
+    served_model,
+    served_models,
+)
 from app.core.server.embeddings import embed_texts
 from app.core.server.errors import ApiError
 from app.core.server.generation_stream import (
@@ -65,6 +73,7 @@ def _model_entry(info: ModelInfo) -> dict[str, Any]:
             "size": info.size_bytes,
             "architecture": info.architecture,
             "n_vocab": info.n_vocab,
+            "loaded": True,
         },
     }
 
@@ -89,8 +98,34 @@ router = APIRouter()
 
 @router.get("/v1/models")
 async def list_models(request: Request) -> dict[str, Any]:
-    info = engine_of(request).model
-    return {"object": "list", "data": [_model_entry(info)] if info else []}
+    """The loaded models and, with load on request on, every library model a request may name
+    (``meta.loaded`` tells them apart)."""
+    data = [_model_entry(served.info) for served in served_models(request.app)]
+    pool = pool_of(request.app)
+    if pool.loads_on_request:
+        listed = {entry["id"] for entry in data}
+        library = await asyncio.to_thread(pool.library_models)
+        data += [_library_entry(m) for m in library if m.name not in listed]
+    return {"object": "list", "data": data}
+
+
+def _library_entry(model: LibraryModel) -> dict[str, Any]:
+    try:
+        created = int(model.path.stat().st_mtime)
+    except OSError:
+        created = 0
+    return {
+        "id": model.name,
+        "object": "model",
+        "created": created,
+        "owned_by": "homefire",
+        "meta": {
+            "size": model.size_bytes,
+            "architecture": model.architecture,
+            "quant": model.quant,
+            "loaded": False,
+        },
+    }
 
 
 @router.get("/v1/models/{model_id:path}")

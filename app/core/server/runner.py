@@ -13,8 +13,8 @@ import time
 
 import uvicorn
 
-from app.core.engine.engine import Engine
 from app.core.errors import ConfigError
+from app.core.pool.pool import ModelPool
 from app.core.server.app import ServerConfig, create_app
 from app.core.server.header_deadline import protocol_with_header_deadline
 from app.core.server.request_log import RequestLog
@@ -23,9 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class ServerRunner:
-    def __init__(self, engine: Engine, config: ServerConfig, request_log: RequestLog) -> None:
+    def __init__(self, pool: ModelPool, config: ServerConfig, request_log: RequestLog) -> None:
         self.config = config
-        self._app = create_app(engine, config, request_log)
+        self._app = create_app(pool, config, request_log)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None

@@ -57,6 +57,16 @@ class EngineSettings(BaseModel):
     # Sequence slots decoded together (requests served at once); None: chosen from the memory
     # the fit estimate leaves for their KV cache.
     parallel: int | None = Field(default=None, ge=1, le=64)
+    # A request naming a library model that is not loaded loads it (Ollama and LM Studio do).
+    load_on_request: bool = True
+    # Models loaded at once; None: as many as memory holds (Ollama's OLLAMA_MAX_LOADED_MODELS).
+    max_loaded_models: int | None = Field(default=None, ge=1, le=64)
+    # Seconds an idle model loaded on request stays loaded (Ollama's 5 minutes); < 0: forever.
+    keep_alive_s: float = 300.0
+    # RAM left to everything else when deciding whether a model fits.
+    memory_margin_mb: int = Field(default=1024, ge=0, le=1024 * 1024)
+    # What all loaded models may take together, in MiB; None: the RAM available.
+    memory_budget_mb: int | None = Field(default=None, ge=1)
 
 
 class UsageSettings(BaseModel):

@@ -22,6 +22,8 @@ from PySide6.QtWidgets import (
 from app.core.chats.conversation import Conversation, Message
 from app.core.chats.prompting import generation_request
 from app.core.engine.result import GenerationResult
+from app.core.errors import AppError
+from app.core.pool.pool import PooledModel
 from app.gui.chat.composer import Composer
 from app.gui.chat.context_meter import ContextMeter
 from app.gui.chat.conversation_list import ConversationList
@@ -288,6 +290,13 @@ class ChatPage(QWidget):
                 )
             return
         request = generation_request(self._conversation.settings, self._messages)
+        try:
+            # The reply holds its model busy in the pool (never evicted mid-reply); a model
+            # unloaded since is loaded again first.
+            granted = self._desktop.services.pool.acquire(loaded.info.model_id)
+        except AppError as exc:
+            self._show_notice(f"The model cannot answer: {user_message(exc)}")
+            return
         stream = ReplyStream(self._store, self._conversation.id, loaded.info.model_id, self)
         stream.text_changed.connect(self._on_stream_text_changed)
         stream.finished.connect(self._on_stream_finished)
@@ -295,7 +304,13 @@ class ChatPage(QWidget):
         self._stream = stream
         self.transcript.begin_stream(stream.model)
         self._update_buttons()
-        stream.start(self._desktop.services.engine, request)
+
+        def held(model: PooledModel) -> None:
+            stream.finished.connect(lambda *_args: model.release())
+            stream.start(model.engine, request)
+
+        # Owned by the page, not the stream: a granted hold is always taken (and released).
+        self._desktop.bridge.watch(granted, held, stream.fail, owner=self)
 
     def _on_stream_text_changed(self, text: str) -> None:
         stream = self._stream
@@ -417,8 +432,12 @@ class ChatPage(QWidget):
         n_ctx = loaded.info.n_ctx
         draft = self.composer.toPlainText().strip() or None
         request = generation_request(self._conversation.settings, self._messages, draft)
+        model = self._desktop.services.pool.find(loaded.info.model_id)
+        if model is None:
+            self.meter.set_unknown("the model is not loaded now")
+            return
         try:
-            future = self._desktop.services.engine.count_tokens(request)
+            future = model.engine.count_tokens(request)
         except Exception as exc:  # noqa: BLE001 - the engine has shut down: nothing to count
             self.meter.set_unknown(user_message(exc))
             return

@@ -62,6 +62,10 @@ class ReplyStream(QObject):
     def stop(self) -> None:
         self._relay.stop()
 
+    def fail(self, exc: BaseException) -> None:
+        """End the reply before it started (its model could not be held or loaded)."""
+        self._on_relay_generation_failed(exc)
+
     def _on_relay_chunk_received(self, text: str) -> None:
         self._parts.append(text)
         if not self._redraw.isActive():

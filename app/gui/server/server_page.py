@@ -300,7 +300,13 @@ class ServerPage(QWidget):
         self._update_controls()
 
     def _show_slots(self) -> None:
-        self.slots.setText(slots_text(self._desktop.services.engine.slot_usage))
+        usages = [m.engine.slot_usage for m in self._desktop.services.pool.models()]
+        total = SlotUsage(
+            active=sum(u.active for u in usages),
+            slots=sum(u.slots for u in usages),
+            queued=sum(u.queued for u in usages),
+        )
+        self.slots.setText(slots_text(total))
 
     def _update_controls(self) -> None:
         if self.runner is None and not self._busy:

@@ -61,7 +61,7 @@ def test_a_real_load_is_measured_and_shown_by_fit(
         request = GenerationRequest(
             prompt="The days of the week are", max_tokens=24, sampling=Sampling(temperature=0)
         )
-        services.engine.generate(request).result()
+        services.pool.default().engine.generate(request).result()
         (measurement,) = services.fit_feedback.calibration.measurements()
         assert services.fit_feedback.last_load() == measurement
     finally:
@@ -92,7 +92,7 @@ def test_usage_of_chat_and_endpoint_is_recorded(tiny_model: Path) -> None:
             messages=(ChatMessage("user", "Hello"),), max_tokens=5,
             sampling=Sampling(temperature=0), source="chat",
         )  # fmt: skip
-        result = services.engine.generate(request).result()
+        result = services.pool.default().engine.generate(request).result()
         totals = services.ledger.totals()
     finally:
         services.close()

@@ -50,7 +50,7 @@ def _refused_and_still_serving(services: AppServices, bad: Path) -> InvalidModel
     request = GenerationRequest(
         messages=(ChatMessage("user", "Hello"),), max_tokens=3, sampling=Sampling(temperature=0)
     )
-    result = services.engine.generate(request).result(timeout=60)
+    result = services.pool.default().engine.generate(request).result(timeout=60)
     assert result.prompt_tokens > 0
     assert result.finish_reason in ("length", "stop")
     return refused.value
