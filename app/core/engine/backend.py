@@ -38,6 +38,11 @@ _PIECE_BUFFER = 256
 EMBEDDING_CTX_MAX = 8192
 # Recent tokens the repetition penalties look at (llama-cpp-python's last_n_tokens_size).
 PENALTY_WINDOW = 64
+# llama-cpp-python's converter lets a JSON string hold raw control characters, which JSON
+# forbids (strict parsers such as pydantic's refuse the reply); llama.cpp's own rule excludes
+# them, and so does this one.
+_LOOSE_JSON_CHAR = r'char ::= [^"\\] |'
+_JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
 
 
 def grammar_from_json_schema(schema: object) -> str:
@@ -53,7 +58,7 @@ def grammar_from_json_schema(schema: object) -> str:
         raise UnsupportedRequest("a JSON schema must be an object")
     check_schema(schema)
     try:
-        gbnf = str(json_schema_to_gbnf(json.dumps(schema)))
+        gbnf = str(json_schema_to_gbnf(json.dumps(schema))).replace(_LOOSE_JSON_CHAR, _JSON_CHAR)
     except RecursionError as exc:
         raise UnsupportedRequest("the JSON schema nests too deeply") from exc
     except Exception as exc:
