@@ -1,7 +1,8 @@
 """``create_app(engine, config)``: the FastAPI application, with no globals (what the routes use
 lives on app.state).
 
-Both dialects share the port: OpenAI under ``/v1`` and Ollama under ``/api`` (plus ``/``).
+Both dialects share the port: OpenAI under ``/v1`` (chat, completions, embeddings and the
+Responses API) and Ollama under ``/api`` (plus ``/``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from app.core.server.host_check import allowed_host_names, is_loopback
 from app.core.server.ollama_routes import router as ollama_router
 from app.core.server.openai_routes import router as openai_router
 from app.core.server.request_log import RequestLog
+from app.core.server.responses_routes import router as responses_router
 from app.core.storage.settings import ServerLimits
 
 # Ollama caps decompressed bodies at 20 MiB; a whole 128k-token prompt is well under that.
@@ -79,6 +81,7 @@ def create_app(
         }
 
     app.include_router(openai_router)
+    app.include_router(responses_router)
     app.include_router(ollama_router)
     # add_middleware wraps: the last one added runs first.
     app.add_middleware(

@@ -34,6 +34,9 @@ _HERMES_BLOCK = re.compile(
     re.escape(HERMES_OPEN) + r"(.*?)(?:" + re.escape(HERMES_CLOSE) + "|$)", re.S
 )
 _ID_ALPHABET = string.ascii_letters + string.digits
+# Streamed tool-call arguments go out in fragments of this many characters (clients concatenate
+# them), in every dialect that streams arguments.
+ARGUMENT_FRAGMENT_CHARS = 24
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,13 @@ class ToolCall:
 @dataclass(frozen=True)
 class Text:
     text: str
+
+
+def argument_fragments(arguments: str) -> list[str]:
+    return [
+        arguments[at : at + ARGUMENT_FRAGMENT_CHARS]
+        for at in range(0, len(arguments), ARGUMENT_FRAGMENT_CHARS)
+    ]
 
 
 def new_call_id() -> str:

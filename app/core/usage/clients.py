@@ -16,6 +16,8 @@ _MAX_LABEL = 40
 _FAMILIES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (family, re.compile(pattern, re.IGNORECASE))
     for family, pattern in (
+        # Codex's agent starts with its originator: codex_cli_rs/, codex_exec/, codex-tui/, ...
+        ("Codex CLI", r"\bcodex(?![a-z])"),
         ("Continue", r"\bcontinue\b"),
         ("Cline", r"\bcline\b"),
         ("Roo Code", r"\broo[- ]?code\b"),

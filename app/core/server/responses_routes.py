@@ -1,0 +1,202 @@
+"""OpenAI's Responses API, stateless: ``POST /v1/responses`` (what Codex CLI and
+``client.responses.create`` speak), served by the chat route's own job, reply parsing and
+streaming."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from app.core.engine.engine import Engine
+from app.core.engine.request import GenerationRequest
+from app.core.engine.result import GenerationResult
+from app.core.errors import AppError, Cancelled
+from app.core.server.chat_request import chat_job
+from app.core.server.client_names import client_name
+from app.core.server.dialects import finish_reason, note_usage, served_model
+from app.core.server.errors import ApiError, api_error_for
+from app.core.server.generation_stream import (
+    Chunk,
+    GenerationStream,
+    chain_events,
+    first_event_or_disconnect,
+    result_or_disconnect,
+)
+from app.core.server.openai_routes import SSE_HEADERS
+from app.core.server.response_format import off_the_loop, responses_format_grammar
+from app.core.server.responses_output import ItemStatus, ResponseOutput
+from app.core.server.responses_schemas import (
+    ResponsesBody,
+    chat_messages,
+    chat_tool_choice,
+    chat_tools,
+)
+
+router = APIRouter()
+
+
+def _status(result: GenerationResult) -> ItemStatus:
+    # Cut off by max_output_tokens or by the context's end: OpenAI names both the same way.
+    return "incomplete" if finish_reason(result) == "length" else "completed"
+
+
+def _usage(result: GenerationResult, reasoning_tokens: int) -> dict[str, Any]:
+    return {
+        "input_tokens": result.prompt_tokens,
+        # The KV cache is reused, never billed: nothing is written to a paid cache.
+        "input_tokens_details": {
+            "cached_tokens": result.cached_prompt_tokens,
+            "cache_write_tokens": 0,
+        },
+        "output_tokens": result.completion_tokens,
+        "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
+        "total_tokens": result.prompt_tokens + result.completion_tokens,
+    }
+
+
+async def _reasoning_tokens(engine: Engine, reasoning: str) -> int:
+    """The tokens of the reply's thinking: the engine counts a whole reply's tokens only, so
+    the thinking is tokenized again (less the BOS token a raw prompt starts with)."""
+    if not reasoning:
+        return 0
+    with_text = engine.count_tokens(GenerationRequest(prompt=reasoning))
+    bare = engine.count_tokens(GenerationRequest(prompt=""))
+    return max(0, await asyncio.wrap_future(with_text) - await asyncio.wrap_future(bare))
+
+
+class _Envelope:
+    """What every snapshot of one response shares (OpenAI echoes the request's settings)."""
+
+    def __init__(self, body: ResponsesBody, model: str) -> None:
+        sampling = body.sampling()
+        self._fields: dict[str, Any] = {
+            "id": f"resp_{uuid.uuid4().hex}",
+            "object": "response",
+            "created_at": int(time.time()),
+            "model": model,
+            "instructions": body.instructions,
+            "max_output_tokens": body.max_output_tokens,
+            "parallel_tool_calls": body.parallel_tool_calls is not False,
+            "previous_response_id": None,
+            "reasoning": None,
+            "store": False,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "text": {"format": body.format or {"type": "text"}},
+            "tool_choice": body.tool_choice or "auto",
+            "tools": body.tools or [],
+            "truncation": "disabled",
+            "metadata": body.metadata or {},
+            "user": body.user,
+        }
+
+    def snapshot(
+        self,
+        status: str,
+        output: list[dict[str, Any]],
+        usage: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return {
+            **self._fields,
+            "status": status,
+            "error": error,
+            "incomplete_details": (
+                {"reason": "max_output_tokens"} if status == "incomplete" else None
+            ),
+            "output": output,
+            "usage": usage,
+        }
+
+
+def _sse(event: dict[str, Any]) -> bytes:
+    data = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    return f"event: {event['type']}\ndata: {data}\n\n".encode()
+
+
+@router.post("/v1/responses", response_model=None)
+async def create_response(
+    body: ResponsesBody, request: Request
+) -> JSONResponse | StreamingResponse:
+    body.refuse_state()
+    served = await served_model(request, body.model)
+    engine, info = served.engine, served.info
+    note_usage(request, info.model_id, None)
+    try:
+        messages = chat_messages(body.instructions, body.input)
+    except ValueError as exc:
+        raise ApiError(400, str(exc), param="input") from exc
+    tools, tool_choice = chat_tools(body.tools), chat_tool_choice(body.tool_choice)
+    client = client_name(request)
+    job = await off_the_loop(
+        lambda: chat_job(
+            info,
+            messages,
+            tools=tools,
+            tool_choice=tool_choice,
+            format_grammar=responses_format_grammar(body.format),
+            max_tokens=body.max_output_tokens,
+            stop=body.stops(),
+            sampling=body.sampling(),
+            client=client,
+        )
+    )
+    assembler = job.assembler()
+    output = ResponseOutput()
+    envelope = _Envelope(body, info.model_id)
+    stream = GenerationStream(engine, job.request)
+    if not body.stream:
+        result = await result_or_disconnect(stream, request)
+        note_usage(request, info.model_id, result)
+        output.add(assembler.feed(result.text))
+        output.add(assembler.finish())
+        status = _status(result)
+        output.finish(status)
+        usage = _usage(result, await _reasoning_tokens(engine, assembler.reply.reasoning))
+        return JSONResponse(envelope.snapshot(status, output.items, usage))
+    # Errors known before the first token (context overflow, template, grammar) still get a
+    # JSON answer with their status.
+    first = await first_event_or_disconnect(stream, request)
+
+    async def events() -> AsyncIterator[dict[str, Any]]:
+        yield {"type": "response.created", "response": envelope.snapshot("in_progress", [])}
+        yield {"type": "response.in_progress", "response": envelope.snapshot("in_progress", [])}
+        try:
+            async for event in chain_events([first], stream):
+                if isinstance(event, Chunk):
+                    for out in output.add(assembler.feed(event.text)):
+                        yield out
+                    continue
+                for out in output.add(assembler.finish()):
+                    yield out
+                note_usage(request, info.model_id, event.result)
+                status = _status(event.result)
+                for out in output.finish(status):
+                    yield out
+                reasoning = await _reasoning_tokens(engine, assembler.reply.reasoning)
+                final = envelope.snapshot(status, output.items, _usage(event.result, reasoning))
+                yield {"type": f"response.{status}", "response": final}
+        except Cancelled:
+            raise
+        except AppError as exc:
+            # Past the first token the status line is sent: the failure is the last event.
+            error = {"code": "server_error", "message": api_error_for(exc).message}
+            yield {
+                "type": "response.failed",
+                "response": envelope.snapshot("failed", output.items, error=error),
+            }
+
+    async def body_stream() -> AsyncIterator[bytes]:
+        sequence = 0
+        async for event in events():
+            yield _sse({**event, "sequence_number": sequence})
+            sequence += 1
+
+    return StreamingResponse(body_stream(), media_type="text/event-stream", headers=SSE_HEADERS)

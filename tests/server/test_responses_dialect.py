@@ -1,0 +1,347 @@
+"""OpenAI's Responses API over real HTTP, through the openai SDK's own ``client.responses``.
+
+Every response and every streamed event is validated by the SDK's own types. The tiny coder
+model has random weights, so its words are noise: the assertions are about what the server and
+its grammars guarantee (shapes, counts, finish states, equal text by two paths).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import openai
+import pytest
+from openai.types.responses import Response, ResponseStreamEvent
+from pydantic import BaseModel, TypeAdapter
+
+from app.core.services import AppServices
+from tests.server.conftest import ServerFactory, TokenCounter, base_url
+
+WEATHER: dict[str, Any] = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string", "enum": ["Paris", "Oslo"]}},
+        "required": ["city"],
+    },
+    "strict": True,
+}
+TIME: dict[str, Any] = {"type": "function", "name": "get_time", "parameters": None}
+EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
+CODEX_AGENT = "codex_cli_rs/0.63.0 (Ubuntu 24.4.0; x86_64) xterm-256color"
+
+
+class City(BaseModel):
+    # No free text: random weights write byte soup that need not end or be valid UTF-8.
+    name: Literal["Paris", "Oslo", "Lima"]
+    size: Literal["small", "big"]
+    coastal: bool
+
+
+@pytest.fixture
+def coder(serve: ServerFactory, tiny_coder_model: Path) -> tuple[AppServices, TokenCounter]:
+    services = serve(tiny_coder_model, n_ctx=2048)
+    counter = TokenCounter()
+    services.engine.add_observer(counter)
+    return services, counter
+
+
+@pytest.fixture
+def url(coder: tuple[AppServices, TokenCounter]) -> str:
+    return base_url(coder[0])
+
+
+def _client(url: str, **headers: str) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=f"{url}/v1",
+        api_key="any",
+        max_retries=0,
+        _strict_response_validation=True,
+        default_headers=headers or None,
+    )
+
+
+@pytest.fixture
+def client(url: str) -> openai.OpenAI:
+    return _client(url)
+
+
+def _sse(url: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The raw events of a streamed response, each checked against the SDK's event types."""
+    with httpx.stream("POST", f"{url}/v1/responses", json=body, timeout=120) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        raw = response.read().decode()
+    frames = raw.split("\n\n")
+    assert frames[-1] == ""
+    events = []
+    for frame in frames[:-1]:
+        name, data = frame.split("\n")
+        event = json.loads(data.removeprefix("data: "))
+        assert name == f"event: {event['type']}"
+        EVENTS.validate_python(event)
+        events.append(event)
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    return events
+
+
+def _assert_usage(response: Response) -> None:
+    usage = response.usage
+    assert usage is not None
+    assert usage.input_tokens > 0
+    assert usage.total_tokens == usage.input_tokens + usage.output_tokens
+    assert usage.output_tokens_details.reasoning_tokens == 0
+
+
+def test_a_string_input_answers_one_message(client: openai.OpenAI) -> None:
+    response = client.responses.create(
+        model="tiny-coder", input="Hi", max_output_tokens=6, temperature=0.7, metadata={"a": "b"}
+    )
+    assert response.object == "response"
+    assert response.id.startswith("resp_")
+    assert response.model == "tiny-coder"
+    assert response.metadata == {"a": "b"}
+    (message,) = response.output
+    assert message.type == "message"
+    assert message.role == "assistant"
+    (part,) = message.content
+    assert part.type == "output_text"
+    assert response.output_text == part.text
+    _assert_usage(response)
+    assert response.usage is not None
+    assert 0 < response.usage.output_tokens <= 6
+    if response.status == "incomplete":
+        assert response.usage.output_tokens == 6
+        assert response.incomplete_details is not None
+        assert response.incomplete_details.reason == "max_output_tokens"
+        assert message.status == "incomplete"
+    else:
+        assert response.status == "completed"
+        assert response.incomplete_details is None
+
+
+def test_streamed_events_come_in_order_and_agree_with_the_whole_response(
+    client: openai.OpenAI, url: str
+) -> None:
+    body = {
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": "Hello"}]}],
+        "instructions": "Be brief.",
+        "max_output_tokens": 12,
+        "seed": 5,
+    }
+    whole = client.responses.create(
+        input=body["input"],
+        instructions="Be brief.",
+        max_output_tokens=12,
+        extra_body={"seed": 5},  # not OpenAI's; Homefire reads it as the chat route does
+    )
+    events = _sse(url, {**body, "stream": True})
+    kinds = [e["type"] for e in events]
+    assert kinds[:4] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ]
+    assert kinds[-4:] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        f"response.{whole.status}",
+    ]
+    assert set(kinds[4:-4]) <= {"response.output_text.delta"}
+    deltas = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    done = next(e for e in events if e["type"] == "response.output_text.done")
+    final = Response.model_validate(events[-1]["response"])
+    assert deltas == done["text"] == final.output_text == whole.output_text
+    assert final.usage is not None
+    assert whole.usage is not None
+    # The cached share differs: the second request reuses the first one's prompt.
+    assert final.usage.input_tokens == whole.usage.input_tokens
+    assert final.usage.output_tokens == whole.usage.output_tokens
+    assert events[0]["response"]["status"] == "in_progress"
+    assert events[0]["response"]["output"] == []
+
+
+def test_the_sdk_stream_helper_assembles_the_same_response(client: openai.OpenAI) -> None:
+    # A format makes the random model end on its own: the helper wants response.completed.
+    ask: dict[str, Any] = {
+        "model": "tiny-coder",
+        "input": "A city?",
+        "text_format": City,
+        "max_output_tokens": 300,
+        "extra_body": {"seed": 2},
+    }
+    whole = client.responses.parse(**ask)
+    seen: list[str] = []
+    with client.responses.stream(**ask) as stream:
+        for event in stream:
+            seen.append(event.type)
+        final = stream.get_final_response()
+    assert final.output_text == whole.output_text
+    assert final.output_parsed == whole.output_parsed
+    assert isinstance(final.output_parsed, City)
+    assert seen[0] == "response.created"
+    assert seen[-1] == "response.completed"
+    assert "response.output_text.delta" in seen
+
+
+def test_a_forced_function_call_is_a_function_call_item(client: openai.OpenAI) -> None:
+    response = client.responses.create(
+        model="tiny-coder",
+        input="Weather in Paris?",
+        tools=[WEATHER, TIME],  # type: ignore[list-item]
+        tool_choice={"type": "function", "name": "get_weather"},
+        max_output_tokens=200,
+        extra_body={"seed": 1},
+    )
+    assert response.status == "completed"
+    calls = [item for item in response.output if item.type == "function_call"]
+    (call,) = calls
+    assert call.name == "get_weather"
+    assert json.loads(call.arguments)["city"] in ("Paris", "Oslo")
+    assert call.status == "completed"
+    assert call.id is not None
+    assert call.id.startswith("fc_")
+    assert response.tool_choice.type == "function"  # type: ignore[union-attr]
+
+
+def test_streamed_function_call_arguments_add_up(url: str) -> None:
+    body = {
+        "input": "Weather?",
+        "tools": [WEATHER],
+        "tool_choice": "required",
+        "max_output_tokens": 200,
+        "seed": 2,
+        "stream": True,
+    }
+    events = _sse(url, body)
+    added = [e for e in events if e["type"] == "response.output_item.added"]
+    call_added = next(e for e in added if e["item"]["type"] == "function_call")
+    assert call_added["item"]["arguments"] == ""
+    index = call_added["output_index"]
+    deltas = [e for e in events if e["type"] == "response.function_call_arguments.delta"]
+    assert deltas
+    assert all(e["output_index"] == index for e in deltas)
+    (done,) = [e for e in events if e["type"] == "response.function_call_arguments.done"]
+    assert "".join(e["delta"] for e in deltas) == done["arguments"]
+    assert json.loads(done["arguments"])["city"] in ("Paris", "Oslo")
+    final = Response.model_validate(events[-1]["response"])
+    assert final.status == "completed"
+    assert final.output[index].type == "function_call"
+    assert final.output[index].arguments == done["arguments"]  # type: ignore[union-attr]
+
+
+def test_a_function_call_round_trip_renders_the_output(client: openai.OpenAI) -> None:
+    ask: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    first = client.responses.create(
+        model="tiny-coder",
+        input=ask,
+        tools=[WEATHER],  # type: ignore[list-item]
+        tool_choice="required",
+        max_output_tokens=200,
+        extra_body={"seed": 3},
+    )
+    (call,) = [item for item in first.output if item.type == "function_call"]
+    # The SDK's own items go back as input, as the Responses docs show.
+    history = [*ask, call.model_dump(exclude_none=True)]
+    answered = [
+        *history,
+        {"type": "function_call_output", "call_id": call.call_id, "output": "Sunny, 21 C"},
+    ]
+    second = client.responses.create(
+        model="tiny-coder",
+        input=answered,
+        tools=[WEATHER],  # type: ignore[list-item]
+        max_output_tokens=5,
+    )
+    assert second.status in ("completed", "incomplete")
+    assert second.output
+    longer = client.responses.create(
+        model="tiny-coder",
+        input=[*history, {**answered[-1], "output": "Sunny, 21 C, light wind from the west"}],
+        tools=[WEATHER],  # type: ignore[list-item]
+        max_output_tokens=1,
+    )
+    # The function's output reached the prompt: a longer output, a longer prompt.
+    assert second.usage is not None
+    assert longer.usage is not None
+    assert longer.usage.input_tokens > second.usage.input_tokens
+
+
+def test_a_json_schema_format_is_enforced(client: openai.OpenAI) -> None:
+    response = client.responses.parse(
+        model="tiny-coder",
+        input="A city?",
+        text_format=City,
+        max_output_tokens=300,
+        extra_body={"seed": 4},
+    )
+    assert response.status == "completed"
+    assert isinstance(response.output_parsed, City)
+    assert response.text is not None
+    assert response.text.format is not None
+    assert response.text.format.type == "json_schema"
+
+
+def test_a_json_object_format_answers_an_object(url: str) -> None:
+    body = {
+        "input": "JSON please",
+        "text": {"format": {"type": "json_object"}},
+        "max_output_tokens": 300,
+        "seed": 1,
+    }
+    reply = httpx.post(f"{url}/v1/responses", json=body, timeout=120).json()
+    response = Response.model_validate(reply)
+    assert response.status == "completed"
+    assert isinstance(json.loads(response.output_text), dict)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("store", True),
+        ("previous_response_id", "resp_123"),
+        ("conversation", "conv_123"),
+        ("background", True),
+    ],
+)
+def test_what_needs_stored_responses_is_refused_and_store_false_is_fine(
+    coder: tuple[AppServices, TokenCounter], client: openai.OpenAI, field: str, value: Any
+) -> None:
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(input="Hi", max_output_tokens=2, **{field: value})
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert error["param"] == field
+    assert error["code"] == "unsupported_parameter"
+    assert "stateless" in error["message"]
+    assert coder[1].results == []
+    kept = client.responses.create(input="Hi", max_output_tokens=2, store=False)
+    assert kept.store is False
+
+
+def test_an_unknown_model_is_404(coder: tuple[AppServices, TokenCounter], url: str) -> None:
+    with pytest.raises(openai.NotFoundError) as caught:
+        _client(url).responses.create(model="gpt-5-codex", input="Hi")
+    error = caught.value.body
+    assert isinstance(error, dict)
+    assert error["code"] == "model_not_found"
+    assert "tiny-coder" in error["message"]
+    assert coder[1].results == []
+
+
+def test_codex_is_named_in_the_usage_ledger(
+    coder: tuple[AppServices, TokenCounter], url: str
+) -> None:
+    services, counter = coder
+    _client(url, **{"User-Agent": CODEX_AGENT}).responses.create(input="Hi", max_output_tokens=3)
+    counter.wait_for_results(1)
+    (row,) = services.ledger.records()
+    assert (row.source, row.client, row.model) == ("api", "Codex CLI", "tiny-coder")
+    assert row.tokens.completion <= 3
