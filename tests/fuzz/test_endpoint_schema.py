@@ -58,6 +58,7 @@ OPERATIONS = [
     "POST /v1/chat/completions",
     "POST /v1/completions",
     "POST /v1/embeddings",
+    "POST /v1/responses",
     "GET /api/version",
     "GET /api/tags",
     "GET /api/ps",

@@ -388,3 +388,117 @@ def test_an_openai_response_format_that_cannot_be_enforced_is_400(
     error = _assert_openai_400(response)
     assert error["param"].startswith("response_format")
     assert len(served[1].results) == 0
+
+
+# -- the Responses API: the same guarantees, in its own shapes ---------------------------------
+
+WRONG_RESPONSES_SHAPES: list[tuple[dict[str, Any], str]] = [
+    ({}, "input"),
+    ({"input": []}, "input"),
+    ({"input": 5}, "input"),
+    ({"input": [None]}, "input"),
+    ({"input": [{}]}, "input"),
+    ({"input": [{"role": "robot", "content": "x"}]}, "input"),
+    ({"input": [{"role": "user", "content": 123}]}, "input"),
+    (
+        {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
+        "input",
+    ),
+    ({"input": [{"role": "user", "content": [{"type": "input_text", "text": {"a": 1}}]}]}, "input"),
+    ({"input": [{"type": "function_call", "name": "f"}]}, "input"),
+    ({"input": [{"type": "function_call_output", "output": "x"}]}, "input"),
+    ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input"),
+    ({"input": [{"type": "web_search_call", "id": "ws_1"}]}, "input"),
+    ({"input": "Hi", "tools": [{"type": "web_search"}]}, "tools"),
+    ({"input": "Hi", "tools": [{"type": "function"}]}, "tools"),
+    ({"input": "Hi", "tools": "all"}, "tools"),
+    (
+        {"input": "Hi", "tools": [{"type": "function", "name": "f"}], "tool_choice": 5},
+        "tool_choice",
+    ),
+    (
+        {
+            "input": "Hi",
+            "tools": [{"type": "function", "name": "f"}],
+            "tool_choice": {"type": "file_search"},
+        },
+        "tool_choice",
+    ),
+    ({"input": "Hi", "text": {"format": {"type": "xml"}}}, "text.format"),
+    ({"input": "Hi", "text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format"),
+    (
+        {"input": "Hi", "text": {"format": {"type": "json_schema", "schema": {"type": 123}}}},
+        "text.format",
+    ),
+    (
+        {
+            "input": "Hi",
+            "text": {
+                "format": {"type": "json_schema", "schema": {"$ref": "https://evil.example/s"}}
+            },
+        },
+        "text.format",
+    ),
+    ({"input": "Hi", "text": "json"}, "text"),
+    ({"input": "Hi", "max_output_tokens": 0}, "max_output_tokens"),
+    ({"input": "Hi", "temperature": -1}, "temperature"),
+    ({"input": "Hi", "store": "yes"}, "store"),
+    ({"input": "Hi", "store": True}, "store"),
+    ({"input": "Hi", "metadata": {"a": {"deep": 1}}}, "metadata"),
+    ({"input": "Hi", "metadata": {str(i): "v" for i in range(17)}}, "metadata"),
+    ({"input": "Hi", "metadata": {"a": "v" * 513}}, "metadata"),
+]
+
+
+@pytest.mark.parametrize(("body", "param"), WRONG_RESPONSES_SHAPES)
+def test_wrong_responses_shapes_are_400s_naming_the_field(
+    served: tuple[AppServices, TokenCounter], url: str, body: dict[str, Any], param: str
+) -> None:
+    error = _assert_openai_400(_post(url, "/v1/responses", body))
+    assert error["param"] is not None
+    assert error["param"].startswith(param)
+    assert served[1].results == []
+
+
+@pytest.mark.parametrize("payload", NOT_OBJECTS)
+def test_responses_bodies_that_are_not_json_objects_are_400s(url: str, payload: bytes) -> None:
+    _assert_openai_400(_post(url, "/v1/responses", payload))
+
+
+@pytest.mark.parametrize("levels", [60, 2000])
+def test_deeply_nested_responses_tools_and_calls_are_400s_never_500s(url: str, levels: int) -> None:
+    deep = _deep_schema(levels)
+    tools = f'"tools":[{{"type":"function","name":"f","parameters":{deep}}}]'
+    call = '{"type":"function_call","call_id":"c1","name":"f","arguments":%s}'
+    bodies = [
+        f'{{"input":"Hi","max_output_tokens":2,{tools}}}',
+        f'{{"input":"Hi","max_output_tokens":2,{tools},"tool_choice":"required"}}',
+        f'{{"input":"Hi","max_output_tokens":2,"text":{{"format":{{"type":"json_schema","name":"x","schema":{deep}}}}}}}',
+        # Arguments are JSON text: too deep to parse, they stay text; never a 500.
+        '{"input":[' + call % json.dumps(deep) + '],"max_output_tokens":2}',
+    ]
+    for body in bodies:
+        response = _post(url, "/v1/responses", body.encode())
+        assert response.status_code in (200, 400), response.text
+        if levels > 100:
+            assert response.status_code == 400 or body.startswith('{"input":['), response.text
+    assert httpx.get(f"{url}/health", timeout=10).status_code == 200
+
+
+def test_a_responses_input_longer_than_the_context_is_400_whole_and_streamed(url: str) -> None:
+    for stream in (False, True):
+        body = {"input": "Hello world " * 200, "stream": stream}
+        response = _post(url, "/v1/responses", body)
+        assert response.headers["content-type"] == "application/json"
+        error = _assert_openai_400(response)
+        assert error["code"] == "context_length_exceeded"
+        assert error["n_ctx"] == N_CTX
+    assert _post(url, "/v1/responses", {"input": "Hi", "max_output_tokens": 2}).status_code == 200
+
+
+def test_a_huge_max_output_tokens_is_clamped_at_the_context_end(url: str) -> None:
+    body = {"input": "Hi", "max_output_tokens": 10**9, "temperature": 1.0}
+    reply = _post(url, "/v1/responses", body).json()
+    usage = reply["usage"]
+    assert usage["input_tokens"] + usage["output_tokens"] <= N_CTX
+    assert reply["status"] in ("completed", "incomplete")

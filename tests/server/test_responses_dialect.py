@@ -345,3 +345,108 @@ def test_codex_is_named_in_the_usage_ledger(
     (row,) = services.ledger.records()
     assert (row.source, row.client, row.model) == ("api", "Codex CLI", "tiny-coder")
     assert row.tokens.completion <= 3
+
+
+# -- the starter model (Gemma 3 270M): real replies, real tool use, a client that leaves ------
+
+STARTER = "gemma-3-270m-q4_k_m"
+# Greedy counting goes on far past a client's patience on any CPU.
+COUNTING = {
+    "instructions": "Count from 1 to 1000, separated by commas. Never stop early.",
+    "input": "1, 2, 3, 4, 5, 6,",
+    "max_output_tokens": 1500,
+    "temperature": 0,
+}
+
+
+def test_the_starter_model_answers_alike_streamed_and_whole(
+    starter: tuple[AppServices, TokenCounter],
+) -> None:
+    client = _client(base_url(starter[0]))
+    ask: dict[str, Any] = {
+        "model": STARTER,
+        "instructions": "Answer in one sentence.",
+        "input": "What is the capital of France?",
+        "max_output_tokens": 24,
+        "temperature": 0,
+    }
+    whole = client.responses.create(**ask)
+    assert whole.status in ("completed", "incomplete")
+    assert whole.output_text
+    _assert_usage(whole)
+    events = list(client.responses.create(**ask, stream=True))
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    streamed = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert streamed == whole.output_text
+    last = events[-1]
+    assert last.type == f"response.{whole.status}"
+    assert last.response.usage is not None  # type: ignore[union-attr]
+    assert whole.usage is not None
+    assert last.response.usage.output_tokens == whole.usage.output_tokens  # type: ignore[union-attr]
+
+
+def test_the_starter_model_calls_a_function_and_answers_its_output(
+    starter: tuple[AppServices, TokenCounter],
+) -> None:
+    client = _client(base_url(starter[0]))
+    ask: list[Any] = [{"role": "user", "content": "What is the weather in Paris?"}]
+    first = client.responses.create(
+        model=STARTER,
+        input=ask,
+        tools=[WEATHER],  # type: ignore[list-item]
+        tool_choice="required",
+        max_output_tokens=100,
+        temperature=0,
+    )
+    (call,) = [item for item in first.output if item.type == "function_call"]
+    assert call.name == "get_weather"
+    assert json.loads(call.arguments)["city"] in ("Paris", "Oslo")
+    second = client.responses.create(
+        model=STARTER,
+        input=[
+            *ask,
+            call.model_dump(exclude_none=True),
+            {"type": "function_call_output", "call_id": call.call_id, "output": "Sunny, 21 C"},
+        ],
+        tools=[WEATHER],  # type: ignore[list-item]
+        max_output_tokens=40,
+        temperature=0,
+    )
+    assert second.status in ("completed", "incomplete")
+    assert second.usage is not None
+    assert first.usage is not None
+    assert second.usage.input_tokens > first.usage.input_tokens
+    assert second.output
+
+
+def test_a_client_that_leaves_mid_stream_cancels_the_generation(
+    starter: tuple[AppServices, TokenCounter],
+) -> None:
+    services, counter = starter
+    url = base_url(services)
+    with httpx.stream(
+        "POST", f"{url}/v1/responses", json={**COUNTING, "stream": True}, timeout=60
+    ) as response:
+        deltas = 0
+        for line in response.iter_lines():
+            if line == "event: response.output_text.delta":
+                deltas += 1
+            if deltas >= 5:
+                break  # leaving the block closes the connection
+    (first,) = counter.wait_for_results(1, timeout_s=60)
+    assert first.finish_reason == "cancelled"
+    assert first.completion_tokens < 1500
+    after = _client(url).responses.create(input="Hi", max_output_tokens=4, temperature=0)
+    assert after.usage is not None
+    assert 0 < after.usage.output_tokens <= 4
+
+
+def test_a_whole_response_client_that_gives_up_cancels_the_generation(
+    starter: tuple[AppServices, TokenCounter],
+) -> None:
+    services, counter = starter
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{base_url(services)}/v1/responses", json=COUNTING, timeout=1.0)
+    (first,) = counter.wait_for_results(1, timeout_s=60)
+    assert first.finish_reason == "cancelled"
+    assert first.completion_tokens < 1500

@@ -35,6 +35,12 @@ def test_the_real_sdks_are_recognised_by_the_agent_they_send() -> None:
         ("Continue OpenAI/JS 4.67.3", "Continue"),
         ("cline/3.17.0 OpenAI/JS 4.96.0", "Cline"),
         ("MyScript/2.1 (linux)", "MyScript"),
+        # Codex's agent is its originator, version, platform and terminal.
+        ("codex_cli_rs/0.63.0 (Ubuntu 24.4.0; x86_64) xterm-256color", "Codex CLI"),
+        ("codex_exec/0.63.0 (Mac OS 15.1.0; arm64) unknown", "Codex CLI"),
+        ("codex-tui/0.149.1 (Mac OS 15.1.0; arm64) iTerm.app/3.5", "Codex CLI"),
+        ("codex_vscode/0.1.0 (Windows 11; x86_64) vscode/1.99.0", "Codex CLI"),
+        ("Codexify/1.0", "Codexify"),
         ("", "unknown"),
         (None, "unknown"),
         ("///", "unknown"),
