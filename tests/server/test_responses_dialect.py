@@ -347,6 +347,39 @@ def test_codex_is_named_in_the_usage_ledger(
     assert row.tokens.completion <= 3
 
 
+@pytest.fixture(scope="module")
+def thinking_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny coder with a template whose generation prompt opens ``<think>``."""
+    from tests.server.tiny_coder import HERMES_TOOLS_TEMPLATE, write_tiny_coder
+
+    template = HERMES_TOOLS_TEMPLATE.replace(
+        "<|im_start|>assistant\n{% endif %}", "<|im_start|>assistant\n<think>\n{% endif %}"
+    )
+    assert template != HERMES_TOOLS_TEMPLATE
+    return write_tiny_coder(tmp_path_factory.mktemp("models") / "tiny-thinker.gguf", template)
+
+
+def test_thinking_is_a_reasoning_item_with_its_tokens_counted(
+    serve: ServerFactory, thinking_model: Path
+) -> None:
+    url = base_url(serve(thinking_model, n_ctx=2048))
+    # Random weights never close the block: the whole reply is thinking, cut at the limit.
+    body = {"input": "Hi", "max_output_tokens": 40, "seed": 1}
+    reply = Response.model_validate(
+        httpx.post(f"{url}/v1/responses", json=body, timeout=120).json()
+    )
+    reasoning = reply.output[0]
+    assert reasoning.type == "reasoning"
+    assert reasoning.content
+    assert reasoning.content[0].text
+    assert reply.usage is not None
+    # All of the reply was thinking, so all of its tokens were.
+    assert reply.usage.output_tokens_details.reasoning_tokens == reply.usage.output_tokens
+    events = _sse(url, {**body, "stream": True})
+    deltas = [e["delta"] for e in events if e["type"] == "response.reasoning_text.delta"]
+    assert "".join(deltas) == reasoning.content[0].text
+
+
 # -- the starter model (Gemma 3 270M): real replies, real tool use, a client that leaves ------
 
 STARTER = "gemma-3-270m-q4_k_m"

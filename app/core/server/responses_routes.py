@@ -30,6 +30,7 @@ from app.core.server.generation_stream import (
     result_or_disconnect,
 )
 from app.core.server.openai_routes import SSE_HEADERS
+from app.core.server.reply import Reply
 from app.core.server.response_format import off_the_loop, responses_format_grammar
 from app.core.server.responses_output import ItemStatus, ResponseOutput
 from app.core.server.responses_schemas import (
@@ -61,14 +62,18 @@ def _usage(result: GenerationResult, reasoning_tokens: int) -> dict[str, Any]:
     }
 
 
-async def _reasoning_tokens(engine: Engine, reasoning: str) -> int:
-    """The tokens of the reply's thinking: the engine counts a whole reply's tokens only, so
-    the thinking is tokenized again (less the BOS token a raw prompt starts with)."""
-    if not reasoning:
+async def _reasoning_tokens(engine: Engine, reply: Reply, completion_tokens: int) -> int:
+    """The tokens the reply spent thinking. The engine counts a whole reply's tokens only, so a
+    reply that is all thinking counts them all; otherwise the thinking is tokenized again (less
+    the BOS token a raw prompt starts with), which matches what the model wrote closely."""
+    if not reply.reasoning:
         return 0
-    with_text = engine.count_tokens(GenerationRequest(prompt=reasoning))
+    if not reply.content and not reply.tool_calls:
+        return completion_tokens
+    with_text = engine.count_tokens(GenerationRequest(prompt=reply.reasoning))
     bare = engine.count_tokens(GenerationRequest(prompt=""))
-    return max(0, await asyncio.wrap_future(with_text) - await asyncio.wrap_future(bare))
+    counted = await asyncio.wrap_future(with_text) - await asyncio.wrap_future(bare)
+    return max(0, min(counted, completion_tokens))
 
 
 class _Envelope:
@@ -159,7 +164,8 @@ async def create_response(
         output.add(assembler.finish())
         status = _status(result)
         output.finish(status)
-        usage = _usage(result, await _reasoning_tokens(engine, assembler.reply.reasoning))
+        reasoning = await _reasoning_tokens(engine, assembler.reply, result.completion_tokens)
+        usage = _usage(result, reasoning)
         return JSONResponse(envelope.snapshot(status, output.items, usage))
     # Errors known before the first token (context overflow, template, grammar) still get a
     # JSON answer with their status.
@@ -180,7 +186,9 @@ async def create_response(
                 status = _status(event.result)
                 for out in output.finish(status):
                     yield out
-                reasoning = await _reasoning_tokens(engine, assembler.reply.reasoning)
+                reasoning = await _reasoning_tokens(
+                    engine, assembler.reply, event.result.completion_tokens
+                )
                 final = envelope.snapshot(status, output.items, _usage(event.result, reasoning))
                 yield {"type": f"response.{status}", "response": final}
         except Cancelled:
