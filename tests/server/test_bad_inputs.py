@@ -409,7 +409,8 @@ WRONG_RESPONSES_SHAPES: list[tuple[dict[str, Any], str]] = [
     ({"input": [{"type": "function_call_output", "output": "x"}]}, "input"),
     ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input"),
     ({"input": [{"type": "web_search_call", "id": "ws_1"}]}, "input"),
-    ({"input": "Hi", "tools": [{"type": "web_search"}]}, "tools"),
+    ({"input": "Hi", "tools": [{"type": "custom", "name": "apply_patch"}]}, "tools"),
+    ({"input": "Hi", "tools": [{"type": "local_shell"}]}, "tools"),
     ({"input": "Hi", "tools": [{"type": "function"}]}, "tools"),
     ({"input": "Hi", "tools": "all"}, "tools"),
     (

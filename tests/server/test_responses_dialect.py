@@ -336,15 +336,75 @@ def test_an_unknown_model_is_404(coder: tuple[AppServices, TokenCounter], url: s
     assert coder[1].results == []
 
 
-def test_codex_is_named_in_the_usage_ledger(
+# What Codex CLI sends on a second turn (its request shape, its agent string): a developer
+# message, an earlier reasoning item and tool round trip, its shell function, hosted web search.
+CODEX_TURN: dict[str, Any] = {
+    "model": "tiny-coder",
+    "instructions": "You are a coding agent running in the Codex CLI.",
+    "input": [
+        {
+            "type": "message",
+            "role": "developer",
+            "content": [{"type": "input_text", "text": "<permissions>read-only</permissions>"}],
+        },
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "ls"}]},
+        {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": None},
+        {
+            "type": "function_call",
+            "id": "fc_1",
+            "call_id": "call_1",
+            "name": "shell",
+            "arguments": '{"command": ["ls"]}',
+        },
+        {"type": "function_call_output", "call_id": "call_1", "output": "README.md\nsrc"},
+    ],
+    "tools": [
+        {
+            "type": "function",
+            "name": "shell",
+            "description": "Runs a shell command",
+            "strict": False,
+            "parameters": {
+                "type": "object",
+                "properties": {"command": {"type": "array", "items": {"type": "string"}}},
+                "required": ["command"],
+                "additionalProperties": False,
+            },
+        },
+        {"type": "web_search", "external_web_access": False},
+    ],
+    "tool_choice": "auto",
+    "parallel_tool_calls": False,
+    "reasoning": None,
+    "store": False,
+    "stream": True,
+    "include": ["reasoning.encrypted_content"],
+    "prompt_cache_key": "0199a-session",
+    "max_output_tokens": 3,
+}
+
+
+def test_a_codex_turn_streams_and_is_named_in_the_usage_ledger(
     coder: tuple[AppServices, TokenCounter], url: str
 ) -> None:
     services, counter = coder
-    _client(url, **{"User-Agent": CODEX_AGENT}).responses.create(input="Hi", max_output_tokens=3)
+    with httpx.stream(
+        "POST",
+        f"{url}/v1/responses",
+        json=CODEX_TURN,
+        headers={"User-Agent": CODEX_AGENT, "OpenAI-Beta": "responses=experimental"},
+        timeout=120,
+    ) as response:
+        assert response.status_code == 200, response.read()
+        lines = [line for line in response.iter_lines() if line.startswith("data: ")]
+    final = Response.model_validate(json.loads(lines[-1].removeprefix("data: "))["response"])
+    assert final.status in ("completed", "incomplete")
+    assert [tool.type for tool in final.tools] == ["function", "web_search"]
     counter.wait_for_results(1)
     (row,) = services.ledger.records()
     assert (row.source, row.client, row.model) == ("api", "Codex CLI", "tiny-coder")
-    assert row.tokens.completion <= 3
+    assert final.usage is not None
+    assert row.tokens.completion == final.usage.output_tokens
 
 
 @pytest.fixture(scope="module")

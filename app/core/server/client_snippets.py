@@ -1,8 +1,8 @@
 """Ready-to-paste settings for the coding tools that talk to a local endpoint (Qt-free text).
 
 Each snippet follows the tool's own documented configuration format: the OpenAI dialect under
-``/v1`` for most tools, the Ollama dialect for Copilot Chat and JetBrains, which discover models
-through ``/api/tags`` and ``/api/show``.
+``/v1`` for most tools (Codex CLI through its Responses API), the Ollama dialect for Copilot Chat
+and JetBrains, which discover models through ``/api/tags`` and ``/api/show``.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def snippets(endpoint: Endpoint) -> list[Snippet]:
         open_webui_snippet(endpoint),
         jetbrains_snippet(endpoint),
         copilot_snippet(endpoint),
+        codex_snippet(endpoint),
     ]
 
 
@@ -146,3 +147,22 @@ def copilot_snippet(e: Endpoint) -> Snippet:
     if e.api_key:
         text += "// Copilot's Ollama provider sends no API key: use it on loopback without one.\n"
     return Snippet("Copilot", "VS Code settings.json", text)
+
+
+def codex_snippet(e: Endpoint) -> Snippet:
+    # Root keys come before tables in TOML. Codex reads the key from the variable env_key names.
+    text = (
+        f'model = "{e.model}"\n'
+        'model_provider = "homefire"\n'
+        f"model_context_window = {e.n_ctx}\n\n"
+        "[model_providers.homefire]\n"
+        'name = "Homefire"\n'
+        f'base_url = "{e.base_url}/v1"\n'
+        'wire_api = "responses"\n'
+    )
+    if e.api_key:
+        text += (
+            'env_key = "HOMEFIRE_API_KEY"\n'
+            f"# then, in the shell that runs codex: export HOMEFIRE_API_KEY={e.api_key}\n"
+        )
+    return Snippet("Codex CLI", "~/.codex/config.toml", text)

@@ -133,18 +133,37 @@ def chat_messages(
     return tuple(messages)
 
 
+# Tools OpenAI's servers run themselves; a client only switches them on. Codex adds web search
+# by default, so they are left out of the model's tools rather than refused.
+HOSTED_TOOLS = frozenset(
+    {
+        "web_search",
+        "web_search_preview",
+        "web_search_preview_2025_03_11",
+        "file_search",
+        "code_interpreter",
+        "image_generation",
+        "computer_use_preview",
+        "mcp",
+    }
+)
+
+
 def chat_tools(tools: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
-    """Responses function tools (``name`` at the top) in the chat route's shape; other kinds
-    (web search, file search, computer use, ...) run on OpenAI's servers and are refused."""
+    """Responses function tools (``name`` at the top) in the chat route's shape. Hosted tools
+    are left out (nothing here could run them); other kinds the client would run itself
+    (``custom``, ``local_shell``) are refused, since the model could not call them."""
     if tools is None:
         return None
     converted: list[dict[str, Any]] = []
     for i, tool in enumerate(tools):
         kind = tool.get("type", "function")
+        if kind in HOSTED_TOOLS:
+            continue
         if kind != "function":
             raise ApiError(
                 400,
-                f"tools[{i}] is a {kind!r} tool; Homefire runs function tools only",
+                f"tools[{i}] is a {kind!r} tool; Homefire calls function tools only",
                 param=f"tools.{i}.type",
             )
         function = {k: tool[k] for k in ("name", "description", "parameters") if k in tool}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tomllib
 
 import pytest
 
@@ -39,3 +40,18 @@ def test_without_a_key_the_placeholder_is_offered_and_with_one_the_key() -> None
 def test_open_webui_in_docker_reaches_the_host_not_its_own_loopback() -> None:
     webui = {s.client: s for s in snippets(LOOPBACK)}["Open WebUI"]
     assert "http://host.docker.internal:8080/v1" in webui.text
+
+
+def test_the_codex_snippet_is_toml_selecting_homefire_over_the_responses_api() -> None:
+    codex = {s.client: s for s in snippets(LOOPBACK)}["Codex CLI"]
+    config = tomllib.loads(codex.text)
+    assert config["model"] == LOOPBACK.model
+    assert config["model_context_window"] == LOOPBACK.n_ctx
+    provider = config["model_providers"][config["model_provider"]]
+    assert provider["base_url"] == "http://127.0.0.1:8080/v1"
+    assert provider["wire_api"] == "responses"
+    assert "env_key" not in provider
+    keyed = Endpoint("http://192.168.1.5:8080", "qwen3-4b", "sekrit", 8192)
+    text = {s.client: s for s in snippets(keyed)}["Codex CLI"].text
+    assert tomllib.loads(text)["model_providers"]["homefire"]["env_key"] == "HOMEFIRE_API_KEY"
+    assert "HOMEFIRE_API_KEY=sekrit" in text
