@@ -440,6 +440,25 @@ def test_thinking_is_a_reasoning_item_with_its_tokens_counted(
     assert "".join(deltas) == reasoning.content[0].text
 
 
+def test_a_forced_call_on_a_thinking_model_is_a_call_not_reasoning(
+    serve: ServerFactory, thinking_model: Path
+) -> None:
+    # The grammar shapes the reply from its first token, inside the block the template opened.
+    client = _client(base_url(serve(thinking_model, n_ctx=2048)))
+    response = client.responses.create(
+        input="Weather?",
+        tools=[WEATHER],  # type: ignore[list-item]
+        tool_choice="required",
+        max_output_tokens=200,
+        extra_body={"seed": 1},
+    )
+    assert [item.type for item in response.output] == ["function_call"]
+    parsed = client.responses.parse(
+        input="A city?", text_format=City, max_output_tokens=300, extra_body={"seed": 1}
+    )
+    assert isinstance(parsed.output_parsed, City)
+
+
 # -- the starter model (Gemma 3 270M): real replies, real tool use, a client that leaves ------
 
 STARTER = "gemma-3-270m-q4_k_m"
