@@ -21,7 +21,7 @@ from app.core.errors import AppError, Cancelled
 from app.core.server.chat_request import chat_job
 from app.core.server.client_names import client_name
 from app.core.server.dialects import finish_reason, note_usage, served_model
-from app.core.server.errors import ApiError, api_error_for
+from app.core.server.errors import ApiError
 from app.core.server.generation_stream import (
     Chunk,
     GenerationStream,
@@ -195,7 +195,7 @@ async def create_response(
             raise
         except AppError as exc:
             # Past the first token the status line is sent: the failure is the last event.
-            error = {"code": "server_error", "message": api_error_for(exc).message}
+            error = {"code": "server_error", "message": exc.user_message}
             yield {
                 "type": "response.failed",
                 "response": envelope.snapshot("failed", output.items, error=error),

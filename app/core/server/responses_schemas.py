@@ -15,35 +15,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from app.core.engine.request import ChatMessage
 from app.core.server.errors import ApiError
-from app.core.server.schemas import SamplingFields, nesting_checked, template_tool_call
+from app.core.server.schemas import (
+    SamplingFields,
+    nesting_checked,
+    parts_text,
+    template_tool_call,
+)
 
-_TEXT_PARTS = ("input_text", "output_text", "text", "refusal", "summary_text", "reasoning_text")
-# Items a stateless server cannot honour, and what each would need.
+# Items only a server that keeps responses could honour, and what each one points at.
 _STATEFUL_ITEMS = {"item_reference": "a stored item"}
 _MESSAGE_ROLES = {"developer": "system"}
 
 
 class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore")
-
-
-def parts_text(content: str | list[dict[str, Any]] | None, what: str) -> str:
-    """The text of a string or a list of text parts; other parts (images, files, audio) are
-    refused: the models Homefire serves read text."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    texts: list[str] = []
-    for part in content:
-        kind = part.get("type")
-        if kind not in _TEXT_PARTS:
-            raise ValueError(f"{what} parts of type {kind!r} are not supported by this model")
-        text = part.get("text", part.get("refusal", ""))
-        if not isinstance(text, str):
-            raise ValueError(f"a {kind} part's text must be a string")
-        texts.append(text)
-    return "".join(texts)
 
 
 class InputItem(_Lenient):
@@ -138,6 +123,7 @@ def chat_messages(
 HOSTED_TOOLS = frozenset(
     {
         "web_search",
+        "web_search_2025_08_26",
         "web_search_preview",
         "web_search_preview_2025_03_11",
         "file_search",
