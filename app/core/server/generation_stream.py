@@ -24,6 +24,9 @@ from app.core.errors import Cancelled
 
 T = TypeVar("T")
 
+# Every dialect's event streams: never cached, never buffered by a proxy in between.
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
 
 @dataclass(frozen=True)
 class Chunk:
