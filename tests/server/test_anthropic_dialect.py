@@ -391,3 +391,80 @@ def test_a_thinking_model_streams_thinking_blocks(serve: ServerFactory, tmp_path
         streamed = stream.get_final_message()
     assert "thinking" in kinds  # the SDK's event for a thinking_delta
     assert [b.model_dump() for b in streamed.content] == [b.model_dump() for b in whole.content]
+
+
+# -- the starter model (Gemma 3 270M): real replies ------------------------------------------
+
+STARTER = "gemma-3-270m-q4_k_m"
+# Greedy counting goes on far past a client's patience on any CPU.
+COUNTING: dict[str, Any] = {
+    "model": STARTER,
+    "max_tokens": 1500,
+    "messages": [{"role": "user", "content": "Count from 1 to 1000: 1, 2, 3, 4, 5, 6,"}],
+    "temperature": 0,
+}
+
+
+def test_the_starter_model_answers_alike_streamed_and_whole(
+    starter: tuple[AppServices, TokenCounter],
+) -> None:
+    services, _ = starter
+    client = _client(base_url(services))
+    ask: dict[str, Any] = {
+        "model": STARTER,
+        "max_tokens": 24,
+        "system": "Answer in one sentence.",
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+        "extra_body": GREEDY,
+    }
+    whole = client.messages.create(**ask)
+    assert whole.stop_reason in ("end_turn", "max_tokens")
+    assert 0 < whole.usage.output_tokens <= 24
+    (block,) = whole.content
+    assert block.type == "text"
+    assert block.text
+    assert not block.text.startswith((" ", "\n"))
+    with client.messages.stream(**ask) as stream:
+        streamed = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert streamed == block.text
+    assert final.usage.output_tokens == whole.usage.output_tokens
+    counted = client.messages.count_tokens(
+        model=STARTER, system=ask["system"], messages=ask["messages"]
+    )
+    assert counted.input_tokens == whole.usage.input_tokens + (
+        whole.usage.cache_read_input_tokens or 0
+    )
+
+
+def test_a_client_that_leaves_mid_stream_frees_the_engine(
+    starter: tuple[AppServices, TokenCounter],
+) -> None:
+    services, recorder = starter
+    url = base_url(services)
+    with httpx.stream(
+        "POST", f"{url}/v1/messages", json={**COUNTING, "stream": True}, timeout=60
+    ) as response:
+        deltas = 0
+        for line in response.iter_lines():
+            if line == "event: content_block_delta":
+                deltas += 1
+            if deltas >= 5:
+                break  # leaving the block closes the connection
+    (first,) = recorder.wait_for_results(1, timeout_s=60)
+    assert first.finish_reason == "cancelled"
+    assert first.completion_tokens < 1500
+    after = _client(url).messages.create(
+        model=STARTER, max_tokens=4, messages=COUNTING["messages"], extra_body=GREEDY
+    )
+    assert after.usage.output_tokens == 4
+
+
+def test_a_non_streaming_client_that_gives_up_frees_the_engine(
+    starter: tuple[AppServices, TokenCounter],
+) -> None:
+    services, recorder = starter
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{base_url(services)}/v1/messages", json=COUNTING, timeout=1.0)
+    (first,) = recorder.wait_for_results(1, timeout_s=60)
+    assert first.finish_reason == "cancelled"
