@@ -59,7 +59,15 @@ def _stop_reason(
     return ("max_tokens" if finish_reason(result) == "length" else "end_turn"), None
 
 
-async def _job(request: Request, body: CountTokensBody, served: Served, **limits: Any) -> ChatJob:
+async def _job(
+    request: Request,
+    body: CountTokensBody,
+    served: Served,
+    *,
+    max_tokens: int | None,
+    stop: tuple[str, ...],
+    sampling: Sampling,
+) -> ChatJob:
     messages = body.chat_messages()
     tools, tool_choice = body.openai_tools(), body.openai_tool_choice()
     client = client_name(request)
@@ -71,8 +79,10 @@ async def _job(request: Request, body: CountTokensBody, served: Served, **limits
             tools=tools,
             tool_choice=tool_choice,
             format_grammar=None,
+            max_tokens=max_tokens,
+            stop=stop,
+            sampling=sampling,
             client=client,
-            **limits,
         )
     )
 
