@@ -15,6 +15,7 @@ import anthropic
 import httpx
 import pytest
 
+from app.core.server import anthropic_routes
 from app.core.services import AppServices
 from tests.server.conftest import ServerFactory, TokenCounter, base_url
 from tests.server.tiny_coder import HERMES_TOOLS_TEMPLATE, write_tiny_coder
@@ -340,6 +341,40 @@ def test_a_prompt_longer_than_the_context_says_prompt_is_too_long(
     error = caught.value.body["error"]  # type: ignore[index]
     assert error["type"] == "invalid_request_error"
     assert error["message"].startswith("prompt is too long: ")
+
+
+def test_a_stream_started_before_its_first_token_pings_and_reports_errors_as_events(
+    client: anthropic.Anthropic, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As when a long prompt is still being read: the stream starts at once and pings until
+    # the reply comes; an error found after that is an error event, not a status.
+    monkeypatch.setattr(anthropic_routes, "FIRST_EVENT_WAIT_S", 0.0)
+    monkeypatch.setattr(anthropic_routes, "PING_EVERY_S", 0.001)
+    ask: dict[str, Any] = {"model": MODEL, "max_tokens": 12, "messages": ASK, "extra_body": GREEDY}
+    whole = client.messages.create(**ask)
+    with client.messages.stream(**ask) as stream:
+        streamed = stream.get_final_message()
+    assert [b.model_dump() for b in streamed.content] == [b.model_dump() for b in whole.content]
+    assert streamed.stop_reason == whole.stop_reason
+
+    long_ask = [{"role": "user", "content": "word " * 3000}]
+    body = {"model": MODEL, "max_tokens": 4, "messages": long_ask, "stream": True}
+    with httpx.stream("POST", f"{url}/v1/messages", json=body, timeout=60) as response:
+        assert response.status_code == 200
+        raw = response.read().decode()
+    frames = [frame.split("\n") for frame in raw.split("\n\n") if frame]
+    names = [lines[0].removeprefix("event: ") for lines in frames]
+    assert names[0] == "message_start"
+    assert set(names[1:-1]) == {"ping"}
+    assert names[-1] == "error"
+    error = json.loads(frames[-1][1].removeprefix("data: "))
+    assert error["type"] == "error"
+    assert error["error"]["type"] == "invalid_request_error"
+    assert error["error"]["message"].startswith("prompt is too long: ")
+    live = client.messages.stream(model=MODEL, max_tokens=4, messages=long_ask)  # type: ignore[arg-type]
+    with pytest.raises(anthropic.APIStatusError) as caught, live as events:
+        events.get_final_message()  # the SDK raises the error event it reads
+    assert "prompt is too long" in str(caught.value)
 
 
 def test_the_key_is_accepted_as_x_api_key_or_bearer(

@@ -27,13 +27,20 @@ from app.core.server.generation_stream import (
     SSE_HEADERS,
     Chunk,
     GenerationStream,
-    chain_events,
     engine_job_or_disconnect,
-    first_event_or_disconnect,
+    events_with_keepalive,
+    first_event_within,
     result_or_disconnect,
 )
 from app.core.server.reply import Reply
 from app.core.server.response_format import off_the_loop
+
+# Errors known before the first token (context overflow, template, grammar) get a JSON answer
+# with their status if they come within this long; after it the stream starts, and pings keep
+# it alive while a long prompt is read (Claude Code's prompts are ~20k tokens; its client gives
+# up on a response whose headers take 10 minutes), and later errors are `event: error`.
+FIRST_EVENT_WAIT_S = 20.0
+PING_EVERY_S = 10.0
 
 router = APIRouter()
 
@@ -133,28 +140,30 @@ async def messages(body: MessagesBody, request: Request) -> JSONResponse | Strea
                 "usage": _usage(result),
             }
         )
-    # Errors known before the first token (context overflow, template, grammar) still get a
-    # JSON answer with their status.
-    first = await first_event_or_disconnect(stream, request)
+    first = await first_event_within(stream, request, FIRST_EVENT_WAIT_S)
 
     async def body_stream() -> AsyncIterator[bytes]:
-        # The prompt's count arrives with the reply's end, in message_delta's usage.
-        start = {"input_tokens": 0, "output_tokens": 0}
-        yield sse(
-            {
-                "type": "message_start",
-                "message": {
-                    **message,
-                    "content": [],
-                    "stop_reason": None,
-                    "stop_sequence": None,
-                    "usage": start,
-                },
-            }
-        )
-        yield sse({"type": "ping"})
         try:
-            async for event in chain_events([first], stream):
+            # The prompt's count arrives with the reply's end, in message_delta's usage.
+            start = {"input_tokens": 0, "output_tokens": 0}
+            yield sse(
+                {
+                    "type": "message_start",
+                    "message": {
+                        **message,
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": start,
+                    },
+                }
+            )
+            yield sse({"type": "ping"})
+            events = events_with_keepalive([] if first is None else [first], stream, PING_EVERY_S)
+            async for event in events:
+                if event is None:
+                    yield sse({"type": "ping"})
+                    continue
                 if isinstance(event, Chunk):
                     for out in blocks.add(assembler.feed(event.text)):
                         yield sse(out)
@@ -178,5 +187,7 @@ async def messages(body: MessagesBody, request: Request) -> JSONResponse | Strea
         except Exception as exc:  # noqa: BLE001 - the client is told in its stream, not left hanging
             error = ApiError(500, f"internal error: {type(exc).__name__}", type_="server_error")
             yield sse(error.anthropic_body())
+        finally:
+            stream.close()  # also when the client left before the events began
 
     return StreamingResponse(body_stream(), media_type="text/event-stream", headers=SSE_HEADERS)
