@@ -1,7 +1,7 @@
 """schemathesis over the endpoint's own OpenAPI schema, both dialects, on a tiny GGUF.
 
-Every operation FastAPI describes (the OpenAI routes under ``/v1``, the Ollama routes under
-``/api``) gets generated requests, valid and not, over real HTTP on 127.0.0.1. Each case must
+Every operation FastAPI describes (the OpenAI and Anthropic routes under ``/v1``, the Ollama
+routes under ``/api``) gets generated requests, valid and not, over real HTTP on 127.0.0.1. Each case must
 answer below 500 within a bounded time, and ``/health`` must answer after every case. The
 number of cases comes from the Hypothesis profile: small in CI, larger under ``make fuzz``.
 """
@@ -58,6 +58,8 @@ OPERATIONS = [
     "POST /v1/chat/completions",
     "POST /v1/completions",
     "POST /v1/embeddings",
+    "POST /v1/messages",
+    "POST /v1/messages/count_tokens",
     "POST /v1/responses",
     "GET /api/version",
     "GET /api/tags",

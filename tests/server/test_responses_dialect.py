@@ -17,6 +17,7 @@ import pytest
 from openai.types.responses import Response, ResponseStreamEvent
 from pydantic import BaseModel, TypeAdapter
 
+from app.core.server import responses_routes
 from app.core.services import AppServices
 from tests.server.conftest import ServerFactory, TokenCounter, base_url
 
@@ -562,3 +563,39 @@ def test_a_whole_response_client_that_gives_up_cancels_the_generation(
     (first,) = counter.wait_for_results(1, timeout_s=60)
     assert first.finish_reason == "cancelled"
     assert first.completion_tokens < 1500
+
+
+def test_a_stream_started_before_its_first_token_keeps_alive_and_fails_as_an_event(
+    client: openai.OpenAI, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As when a long prompt is still being read: the stream starts at once, with keep-alive
+    # comments until the reply comes; an error found after that ends it as response.failed.
+    monkeypatch.setattr(responses_routes, "FIRST_EVENT_WAIT_S", 0.0)
+    monkeypatch.setattr(responses_routes, "KEEPALIVE_EVERY_S", 0.001)
+    ask: dict[str, Any] = {"input": "Hi", "max_output_tokens": 8, "extra_body": {"seed": 7}}
+    whole = client.responses.create(**ask)
+    events = list(client.responses.create(**ask, stream=True))
+    streamed = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert streamed == whole.output_text
+
+    body = {"input": " ".join(str(n) for n in range(3000)), "stream": True}  # > the context
+    with httpx.stream("POST", f"{url}/v1/responses", json=body, timeout=60) as response:
+        assert response.status_code == 200
+        raw = response.read().decode()
+    frames = [frame for frame in raw.split("\n\n") if frame]
+    # Keep-alives are SSE comments, which clients skip; how many depends on the machine.
+    assert {f for f in frames if f.startswith(":")} <= {": keep-alive"}
+    named = [json.loads(f.split("\n")[1].removeprefix("data: ")) for f in frames if f[0] != ":"]
+    for event in named:
+        EVENTS.validate_python(event)
+    assert [e["type"] for e in named] == [
+        "response.created",
+        "response.in_progress",
+        "response.failed",
+    ]
+    assert [e["sequence_number"] for e in named] == [0, 1, 2]
+    failed = Response.model_validate(named[-1]["response"])
+    assert failed.status == "failed"
+    assert failed.error is not None
+    assert failed.error.code == "invalid_prompt"
+    assert "context" in failed.error.message

@@ -54,6 +54,8 @@ class GenerationResult:
     queued_s: float  # waiting in the engine's queue before starting
     # The most sequences decoded in one step together with this one (1: it ran alone).
     max_concurrent: int = 1
+    # The stop string that ended the reply (a request's own or the template's), if one did.
+    stop_sequence: str | None = None
 
     @property
     def decode_tokens_per_s(self) -> float | None:

@@ -1,8 +1,8 @@
 """``create_app(engine, config)``: the FastAPI application, with no globals (what the routes use
 lives on app.state).
 
-Both dialects share the port: OpenAI under ``/v1`` (chat, completions, embeddings and the
-Responses API) and Ollama under ``/api`` (plus ``/``).
+The dialects share the port: OpenAI under ``/v1`` (with the Responses API at
+``/v1/responses``), Anthropic Messages at ``/v1/messages`` and Ollama under ``/api`` (plus ``/``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from app import __version__
 from app.core.engine.engine import Engine
 from app.core.errors import ConfigError
+from app.core.server.anthropic_routes import router as anthropic_router
 from app.core.server.errors import install_error_handlers
 from app.core.server.guards import (
     ApiKeyGuard,
@@ -83,6 +84,7 @@ def create_app(
     app.include_router(openai_router)
     app.include_router(responses_router)
     app.include_router(ollama_router)
+    app.include_router(anthropic_router)
     # add_middleware wraps: the last one added runs first.
     app.add_middleware(
         BodyGuard, max_bytes=config.max_body_bytes, timeout_s=config.limits.body_timeout_s

@@ -21,6 +21,7 @@ from app.core.server.dialects import engine_of, finish_reason, note_usage, serve
 from app.core.server.embeddings import embed_texts
 from app.core.server.errors import ApiError
 from app.core.server.generation_stream import (
+    SSE_HEADERS,
     Chunk,
     GenerationStream,
     chain_events,
@@ -35,7 +36,6 @@ from app.core.server.tool_calls import ToolCall, argument_fragments
 
 # OpenAI's own default for /v1/completions; autocomplete clients send their own.
 COMPLETION_DEFAULT_MAX_TOKENS = 16
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 def check_token_ids(body: ChatCompletionBody | CompletionBody, info: ModelInfo) -> None:

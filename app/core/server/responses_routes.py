@@ -21,15 +21,17 @@ from app.core.errors import AppError, Cancelled
 from app.core.server.chat_request import chat_job
 from app.core.server.client_names import client_name
 from app.core.server.dialects import finish_reason, note_usage, served_model
-from app.core.server.errors import ApiError
+from app.core.server.errors import ApiError, api_error_for
 from app.core.server.generation_stream import (
+    FIRST_EVENT_WAIT_S,
+    KEEPALIVE_EVERY_S,
+    SSE_HEADERS,
     Chunk,
     GenerationStream,
-    chain_events,
-    first_event_or_disconnect,
+    events_with_keepalive,
+    first_event_within,
     result_or_disconnect,
 )
-from app.core.server.openai_routes import SSE_HEADERS
 from app.core.server.reply import Reply
 from app.core.server.response_format import off_the_loop, responses_format_grammar
 from app.core.server.responses_output import ItemStatus, ResponseOutput
@@ -121,6 +123,9 @@ class _Envelope:
         }
 
 
+SSE_KEEPALIVE = b": keep-alive\n\n"
+
+
 def _sse(event: dict[str, Any]) -> bytes:
     data = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
     return f"event: {event['type']}\ndata: {data}\n\n".encode()
@@ -167,15 +172,19 @@ async def create_response(
         reasoning = await _reasoning_tokens(engine, assembler.reply, result.completion_tokens)
         usage = _usage(result, reasoning)
         return JSONResponse(envelope.snapshot(status, output.items, usage))
-    # Errors known before the first token (context overflow, template, grammar) still get a
-    # JSON answer with their status.
-    first = await first_event_or_disconnect(stream, request)
+    # A first event within the wait (an error too) decides the answer's status; a long prompt
+    # read starts the stream before it, and a later error ends it as response.failed.
+    first = await first_event_within(stream, request, FIRST_EVENT_WAIT_S)
 
-    async def events() -> AsyncIterator[dict[str, Any]]:
+    async def events() -> AsyncIterator[dict[str, Any] | None]:
         yield {"type": "response.created", "response": envelope.snapshot("in_progress", [])}
         yield {"type": "response.in_progress", "response": envelope.snapshot("in_progress", [])}
         try:
-            async for event in chain_events([first], stream):
+            received = [] if first is None else [first]
+            async for event in events_with_keepalive(received, stream, KEEPALIVE_EVERY_S):
+                if event is None:
+                    yield None  # a keep-alive is due
+                    continue
                 if isinstance(event, Chunk):
                     for out in output.add(assembler.feed(event.text)):
                         yield out
@@ -194,8 +203,9 @@ async def create_response(
         except Cancelled:
             raise
         except AppError as exc:
-            # Past the first token the status line is sent: the failure is the last event.
-            error = {"code": "server_error", "message": exc.user_message}
+            # A prompt the model cannot take (too long, a template error) is the client's.
+            code = "invalid_prompt" if api_error_for(exc).status < 500 else "server_error"
+            error = {"code": code, "message": exc.user_message}
             yield {
                 "type": "response.failed",
                 "response": envelope.snapshot("failed", output.items, error=error),
@@ -204,6 +214,10 @@ async def create_response(
     async def body_stream() -> AsyncIterator[bytes]:
         sequence = 0
         async for event in events():
+            if event is None:
+                # The Responses API has no ping event; SSE comments are ignored by its clients.
+                yield SSE_KEEPALIVE
+                continue
             yield _sse({**event, "sequence_number": sequence})
             sequence += 1
 

@@ -34,8 +34,7 @@ _HERMES_BLOCK = re.compile(
     re.escape(HERMES_OPEN) + r"(.*?)(?:" + re.escape(HERMES_CLOSE) + "|$)", re.S
 )
 _ID_ALPHABET = string.ascii_letters + string.digits
-# Streamed tool-call arguments go out in fragments of this many characters (clients concatenate
-# them), in every dialect that streams arguments.
+# Streamed arguments go out in fragments of this many characters (clients concatenate them).
 ARGUMENT_FRAGMENT_CHARS = 24
 
 
@@ -56,6 +55,7 @@ class Text:
 
 
 def argument_fragments(arguments: str) -> list[str]:
+    """A call's JSON arguments cut into the fragments every dialect streams."""
     return [
         arguments[at : at + ARGUMENT_FRAGMENT_CHARS]
         for at in range(0, len(arguments), ARGUMENT_FRAGMENT_CHARS)
