@@ -1,7 +1,8 @@
 """``create_app(engine, config)``: the FastAPI application, with no globals (what the routes use
 lives on app.state).
 
-Both dialects share the port: OpenAI under ``/v1`` and Ollama under ``/api`` (plus ``/``).
+Both dialects share the port: OpenAI under ``/v1`` and Ollama under ``/api`` (plus ``/``),
+with llama.cpp's ``/infill`` for its editor plugins and Prometheus's ``/metrics``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from fastapi import FastAPI
 from app import __version__
 from app.core.engine.engine import Engine
 from app.core.errors import ConfigError
+from app.core.server.dialects import served_models
 from app.core.server.errors import install_error_handlers
 from app.core.server.guards import (
     ApiKeyGuard,
@@ -25,6 +27,9 @@ from app.core.server.guards import (
     check_cors_origins,
 )
 from app.core.server.host_check import allowed_host_names, is_loopback
+from app.core.server.infill_routes import router as infill_router
+from app.core.server.metrics import EndpointMetrics
+from app.core.server.metrics import router as metrics_router
 from app.core.server.ollama_routes import router as ollama_router
 from app.core.server.openai_routes import router as openai_router
 from app.core.server.request_log import RequestLog
@@ -64,6 +69,7 @@ def create_app(
     app = FastAPI(title="Homefire", version=__version__, docs_url=None, redoc_url=None)
     app.state.engine = engine
     app.state.limits = config.limits  # the embedding routes' caps
+    app.state.metrics = EndpointMetrics(lambda: served_models(app))
     install_error_handlers(app)
 
     @app.get("/health")
@@ -80,6 +86,8 @@ def create_app(
 
     app.include_router(openai_router)
     app.include_router(ollama_router)
+    app.include_router(infill_router)
+    app.include_router(metrics_router)
     # add_middleware wraps: the last one added runs first.
     app.add_middleware(
         BodyGuard, max_bytes=config.max_body_bytes, timeout_s=config.limits.body_timeout_s
@@ -90,6 +98,6 @@ def create_app(
         app.add_middleware(ApiKeyGuard, key=config.api_key)
     app.add_middleware(OriginGuard, origins=tuple(config.cors_origins))
     app.add_middleware(HostGuard, allowed=allowed_host_names(config.host, config.allowed_hosts))
-    app.add_middleware(RequestLogger, log=request_log or RequestLog())
+    app.add_middleware(RequestLogger, log=request_log or RequestLog(), metrics=app.state.metrics)
     app.add_middleware(PathNormaliser)
     return app
