@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app import __version__
 from app.core.engine.engine import Engine
@@ -28,7 +28,7 @@ from app.core.server.guards import (
 )
 from app.core.server.host_check import allowed_host_names, is_loopback
 from app.core.server.infill_routes import router as infill_router
-from app.core.server.metrics import EndpointMetrics
+from app.core.server.metrics import EndpointMetrics, note_route
 from app.core.server.metrics import router as metrics_router
 from app.core.server.ollama_routes import router as ollama_router
 from app.core.server.openai_routes import router as openai_router
@@ -66,7 +66,13 @@ def create_app(
     engine: Engine, config: ServerConfig, request_log: RequestLog | None = None
 ) -> FastAPI:
     """The endpoint over ``engine``; each request handled lands in ``request_log``."""
-    app = FastAPI(title="Homefire", version=__version__, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Homefire",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(note_route)],
+    )
     app.state.engine = engine
     app.state.limits = config.limits  # the embedding routes' caps
     app.state.metrics = EndpointMetrics(lambda: served_models(app))

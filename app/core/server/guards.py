@@ -19,7 +19,6 @@ from typing import Any
 
 from starlette.datastructures import Headers
 from starlette.responses import Response
-from starlette.routing import Match
 from starlette.websockets import WebSocketClose
 
 from app.core.errors import ConfigError
@@ -72,24 +71,13 @@ class PathNormaliser:
         await self.app(scope, receive, send)
 
 
-def _route_template(scope: Scope) -> str:
-    """The template of the route a request matches ("" for none): a label with few values,
-    unlike the paths clients send."""
-    app = scope.get("app")
-    for route in getattr(getattr(app, "router", None), "routes", ()):
-        match, _ = route.matches(scope)
-        if match != Match.NONE:
-            return str(getattr(route, "path", ""))
-    return ""
-
-
 class RequestLogger:
     """One ``RequestRecord`` per request, after its last byte (or its failure), into the request
     log and the endpoint's metrics.
 
-    Routes put ``model``, ``prompt_tokens`` and ``completion_tokens`` (and a generation's
-    timings) into ``request.state``; a streamed response fills them in when the generation
-    ends, before its last chunk.
+    Routes put their template (``route``), ``model``, ``prompt_tokens`` and
+    ``completion_tokens`` (and a generation's timings) into ``request.state``; a streamed
+    response fills them in when the generation ends, before its last chunk.
     """
 
     def __init__(self, app: ASGIApp, log: RequestLog, metrics: EndpointMetrics) -> None:
@@ -128,7 +116,7 @@ class RequestLogger:
                 completion_tokens=state.get("completion_tokens"),
                 duration_s=time.monotonic() - started,
                 status=status,
-                route=_route_template(scope),
+                route=state.get("route", ""),
                 time_to_first_token_s=state.get("time_to_first_token_s"),
                 decode_tokens_per_s=state.get("decode_tokens_per_s"),
             )

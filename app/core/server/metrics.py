@@ -15,10 +15,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
+from starlette.requests import HTTPConnection
 
 from app.core.server.dialects import Served
 from app.core.server.request_log import RequestRecord
 
+# The route label of requests no route handled: no route matched (whatever path a client sent,
+# one value), or a guard answered first (no key, a foreign Host or Origin, a body too large).
+NO_ROUTE = "none"
 # From a cached keystroke's prompt (tens of ms) to a long prompt on a CPU (a minute).
 TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # From a large model on a CPU to a small one on a GPU.
@@ -64,7 +68,8 @@ class EndpointMetrics:
 
     def record(self, record: RequestRecord) -> None:
         """Count one answered request (the RequestLogger calls this after its last byte)."""
-        self._requests.labels(record.route, record.method, str(record.status)).inc()
+        route = record.route or NO_ROUTE
+        self._requests.labels(route, record.method, str(record.status)).inc()
         model = record.model
         if model is None:
             return
@@ -113,6 +118,13 @@ class _ServedModels(Collector):
             active.add_metric(label, usage.active)
             queued.add_metric(label, usage.queued)
         yield from (loaded, size, memory, context, slots, active, queued)
+
+
+def note_route(connection: HTTPConnection) -> None:
+    """The matched route's template, for the request's record (an app-wide dependency, so a
+    websocket too): a label with a few values, unlike the paths clients send."""
+    route = connection.scope.get("route")
+    connection.state.route = str(getattr(route, "path", ""))
 
 
 router = APIRouter()
