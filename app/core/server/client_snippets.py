@@ -2,7 +2,7 @@
 
 Each snippet follows the tool's own documented configuration format: the OpenAI dialect under
 ``/v1`` for most tools, the Ollama dialect for Copilot Chat and JetBrains, which discover models
-through ``/api/tags`` and ``/api/show``.
+through ``/api/tags`` and ``/api/show``, llama.cpp's ``/infill`` for llama.vscode and llama.vim.
 """
 
 from __future__ import annotations
@@ -38,7 +38,13 @@ def snippets(endpoint: Endpoint) -> list[Snippet]:
         open_webui_snippet(endpoint),
         jetbrains_snippet(endpoint),
         copilot_snippet(endpoint),
+        llama_vscode_snippet(endpoint),
+        llama_vim_snippet(endpoint),
     ]
+
+
+# Both editor plugins fill in the middle: the model needs FIM tokens, which /infill checks.
+_FIM_NOTE = "needs a code model trained for fill-in-the-middle, such as Qwen2.5-Coder"
 
 
 def _key(endpoint: Endpoint) -> str:
@@ -146,3 +152,23 @@ def copilot_snippet(e: Endpoint) -> Snippet:
     if e.api_key:
         text += "// Copilot's Ollama provider sends no API key: use it on loopback without one.\n"
     return Snippet("Copilot", "VS Code settings.json", text)
+
+
+def llama_vscode_snippet(e: Endpoint) -> Snippet:
+    settings = {"llama-vscode.endpoint": e.base_url}
+    if e.api_key:
+        settings["llama-vscode.api_key"] = e.api_key
+    text = json.dumps(settings, indent=2) + f"\n// Completes with {e.model}; {_FIM_NOTE}.\n"
+    return Snippet("llama.vscode", "VS Code settings.json", text)
+
+
+def llama_vim_snippet(e: Endpoint) -> Snippet:
+    text = (
+        "let g:llama_config = {\n"
+        f"    \\ 'endpoint_fim': '{e.base_url}/infill',\n"
+        f"    \\ 'model_fim': '{e.model}',\n"
+        f"    \\ 'api_key': '{e.api_key or ''}',\n"
+        "    \\ }\n"
+        f'" Completes with {e.model}; {_FIM_NOTE}.\n'
+    )
+    return Snippet("llama.vim", "vimrc (before llama.vim loads)", text)
