@@ -8,6 +8,8 @@ reached two ways, never about what the model chose to write.
 from __future__ import annotations
 
 import json
+import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -204,9 +206,11 @@ def test_a_warm_up_request_reads_the_context_and_writes_nothing(url: str) -> Non
 
 
 def test_response_fields_pick_nested_fields_by_path_as_llama_vim_asks(url: str) -> None:
-    answer = _infill(
+    response = _infill(
         url,
         CURL,
+        model="",  # llama.vim always sends its model_fim, empty by default
+        id_slot=0,
         input_prefix=PREFIX,
         input_suffix=SUFFIX,
         prompt=TYPED,
@@ -219,7 +223,10 @@ def test_response_fields_pick_nested_fields_by_path_as_llama_vim_asks(url: str) 
         t_max_predict_ms=1500,
         n_indent=4,
         response_fields=[*LLAMA_VIM_FIELDS, "timings/nothing", "no/such/path"],
-    ).json()
+    )
+    # llama.vim looks for this exact text before it decodes the answer.
+    assert '"content":"' in response.text
+    answer = response.json()
     assert sorted(answer) == sorted(LLAMA_VIM_FIELDS)
     assert answer["timings/predicted_n"] <= 4
     assert answer["truncated"] is False
@@ -266,6 +273,58 @@ def test_a_model_without_fim_tokens_is_a_clear_400(serve: ServerFactory, tiny_mo
         assert "infill is not supported" in error["message"]
         assert "fill-in-the-middle" in error["message"]
     assert counter.results == []
+
+
+def test_the_starter_model_has_no_fim_tokens_so_infill_is_a_400(
+    serve: ServerFactory, starter_model: Path
+) -> None:
+    url = base_url(serve(starter_model, n_ctx=512))
+    response = _infill(url, input_prefix=PREFIX, input_suffix=SUFFIX, n_predict=4)
+    assert response.status_code == 400
+    assert "infill is not supported" in response.json()["error"]["message"]
+
+
+class _Gate:
+    """An engine observer that holds the engine thread as a generation starts, until opened."""
+
+    def __init__(self) -> None:
+        self.opened = threading.Event()
+        self.reached = threading.Event()
+
+    def generation_started(self, *args: object) -> None:
+        self.reached.set()
+        assert self.opened.wait(60)
+
+    def generation_progressed(self, *args: object) -> None:
+        pass
+
+    def generation_finished(self, *args: object) -> None:
+        pass
+
+
+def test_a_client_that_leaves_cancels_its_infill(
+    served: tuple[AppServices, TokenCounter], url: str
+) -> None:
+    services, counter = served
+    gate = _Gate()
+    services.engine.add_observer(gate)
+    body = json.dumps({"input_prefix": PREFIX, "n_predict": 200, "stream": True}).encode()
+    host, port = url.removeprefix("http://").split(":")
+    request = (
+        f"POST /infill HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    try:
+        with socket.create_connection((host, int(port)), timeout=60) as sock:
+            sock.sendall(request)
+            assert gate.reached.wait(60)  # the generation holds its slot, the engine waits
+        # The handler ends once it has seen the client leave, and the log records it.
+        assert wait_for(lambda: len(services.request_log.records()) == 1, timeout_s=60)
+    finally:
+        gate.opened.set()
+    (result,) = counter.wait_for_results(1)
+    assert result.finish_reason == "cancelled"
+    assert result.completion_tokens == 0
 
 
 def test_an_unknown_model_is_404(url: str) -> None:
