@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.core.engine.request import GenerationRequest
 from app.core.engine.result import GenerationResult
 from app.core.server.client_names import INFILL_CLIENT
-from app.core.server.metrics import NO_ROUTE
+from app.core.server.metrics import MAX_CLIENT_LABELS, NO_ROUTE, OTHER
 from app.core.services import AppServices
 from tests.server.conftest import ServerFactory, base_url
 from tests.server.test_endpoint_safety import wait_for
@@ -199,3 +199,27 @@ def test_with_a_key_metrics_need_it_like_every_other_route(
 
 def test_without_a_key_metrics_are_open_on_loopback(url: str) -> None:
     assert value(scrape(url), "homefire_model_loaded", model=MODEL) == 1
+
+
+def test_clients_inventing_names_and_methods_cannot_grow_the_registry(url: str) -> None:
+    with httpx.Client(timeout=60) as client:
+        for i in range(MAX_CLIENT_LABELS + 10):
+            reply = client.post(
+                f"{url}/infill",
+                json={"input_prefix": "x", "n_predict": 1},
+                headers={"user-agent": f"agent{i}/1.0"},
+            )
+            assert reply.status_code == 200
+        for i in range(10):
+            assert client.request(f"BREW{i}", f"{url}/metrics").status_code == 405
+    assert wait_for(lambda: requests_of(scrape(url), NO_ROUTE, OTHER, "405") == 10)
+    samples = scrape(url)
+    clients = {
+        dict(labels)["client"] for name, labels in samples if name == "homefire_prompt_tokens_total"
+    }
+    assert len(clients) == MAX_CLIENT_LABELS + 1
+    assert OTHER in clients
+    methods = {
+        dict(labels)["method"] for name, labels in samples if name.startswith("homefire_http")
+    }
+    assert methods <= {"GET", "POST", OTHER}

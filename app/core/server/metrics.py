@@ -23,6 +23,12 @@ from app.core.server.request_log import RequestRecord
 # The route label of requests no route handled: no route matched (whatever path a client sent,
 # one value), or a guard answered first (no key, a foreign Host or Origin, a body too large).
 NO_ROUTE = "none"
+# Label values clients choose (their User-Agent names them, their request line the method) are
+# kept to a few: each value is a series held for the server's life, and a client sending a new
+# User-Agent with every request must not grow the registry without end.
+MAX_CLIENT_LABELS = 64
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER = "other"
 # From a cached keystroke's prompt (tens of ms) to a long prompt on a CPU (a minute).
 TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # From a large model on a CPU to a small one on a GPU.
@@ -65,22 +71,32 @@ class EndpointMetrics:
             registry=self.registry,
         )
         self.registry.register(_ServedModels(served))
+        self._clients: set[str] = set()
 
     def record(self, record: RequestRecord) -> None:
         """Count one answered request (the RequestLogger calls this after its last byte)."""
         route = record.route or NO_ROUTE
-        self._requests.labels(route, record.method, str(record.status)).inc()
-        model = record.model
+        method = record.method if record.method in METHODS else OTHER
+        self._requests.labels(route, method, str(record.status)).inc()
+        model = record.model  # only ever a served model's id
         if model is None:
             return
+        client = self._client_label(record.client)
         if record.prompt_tokens is not None:
-            self._prompt_tokens.labels(model, record.client).inc(record.prompt_tokens)
+            self._prompt_tokens.labels(model, client).inc(record.prompt_tokens)
         if record.completion_tokens is not None:
-            self._completion_tokens.labels(model, record.client).inc(record.completion_tokens)
+            self._completion_tokens.labels(model, client).inc(record.completion_tokens)
         if record.time_to_first_token_s is not None:
             self._first_token.labels(model).observe(record.time_to_first_token_s)
         if record.decode_tokens_per_s is not None:
             self._decode_speed.labels(model).observe(record.decode_tokens_per_s)
+
+    def _client_label(self, client: str) -> str:
+        # Called on the server's event loop only, so the set needs no lock.
+        if client not in self._clients and len(self._clients) >= MAX_CLIENT_LABELS:
+            return OTHER
+        self._clients.add(client)
+        return client
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
