@@ -1,9 +1,10 @@
 """schemathesis over the endpoint's own OpenAPI schema, every dialect, on a tiny coder GGUF.
 
-Every operation FastAPI describes (the OpenAI routes under ``/v1``, the Ollama routes under
-``/api``, llama.cpp's ``/infill``, ``/metrics``) gets generated requests, valid and not, over real HTTP on 127.0.0.1. Each case must
-answer below 500 within a bounded time, and ``/health`` must answer after every case. The
-number of cases comes from the Hypothesis profile: small in CI, larger under ``make fuzz``.
+Every operation FastAPI describes (the OpenAI and Anthropic routes under ``/v1``, the Ollama
+routes under ``/api``, llama.cpp's ``/infill``, ``/metrics``) gets generated requests, valid
+and not, over real HTTP on 127.0.0.1. Each case must answer below 500 within a bounded time,
+and ``/health`` must answer after every case. The number of cases comes from the Hypothesis
+profile: small in CI, larger under ``make fuzz``.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ OPERATIONS = [
     "POST /v1/chat/completions",
     "POST /v1/completions",
     "POST /v1/embeddings",
+    "POST /v1/messages",
+    "POST /v1/messages/count_tokens",
     "GET /api/version",
     "GET /api/tags",
     "GET /api/ps",

@@ -270,7 +270,7 @@ class _Generation:
             decode_s=0.0 if first is None else (self.last_token_at or first) - first,
             queued_s=self.started - self.job.submitted_at,
             max_concurrent=self.max_concurrent,
-            stop_word=self._stopper.hit,
+            stop_sequence=self._stopper.hit,
             prompt_truncated=self.truncated,
         )
 

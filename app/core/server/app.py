@@ -1,8 +1,9 @@
 """``create_app(engine, config)``: the FastAPI application, with no globals (what the routes use
 lives on app.state).
 
-Both dialects share the port: OpenAI under ``/v1`` and Ollama under ``/api`` (plus ``/``),
-with llama.cpp's ``/infill`` for its editor plugins and Prometheus's ``/metrics``.
+The dialects share the port: OpenAI under ``/v1``, Anthropic Messages at ``/v1/messages`` and
+Ollama under ``/api`` (plus ``/``), with llama.cpp's ``/infill`` for its editor plugins and
+Prometheus's ``/metrics``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from fastapi import Depends, FastAPI
 from app import __version__
 from app.core.engine.engine import Engine
 from app.core.errors import ConfigError
+from app.core.server.anthropic_routes import router as anthropic_router
 from app.core.server.dialects import served_models
 from app.core.server.errors import install_error_handlers
 from app.core.server.guards import (
@@ -92,6 +94,7 @@ def create_app(
 
     app.include_router(openai_router)
     app.include_router(ollama_router)
+    app.include_router(anthropic_router)
     app.include_router(infill_router)
     app.include_router(metrics_router)
     # add_middleware wraps: the last one added runs first.

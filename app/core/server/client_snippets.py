@@ -2,7 +2,8 @@
 
 Each snippet follows the tool's own documented configuration format: the OpenAI dialect under
 ``/v1`` for most tools, the Ollama dialect for Copilot Chat and JetBrains, which discover models
-through ``/api/tags`` and ``/api/show``, llama.cpp's ``/infill`` for llama.vscode and llama.vim.
+through ``/api/tags`` and ``/api/show``, the Anthropic Messages dialect for Claude Code, and
+llama.cpp's ``/infill`` for llama.vscode and llama.vim.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 # Clients such as the openai SDK and Copilot refuse an empty key; any text works without one.
 PLACEHOLDER_KEY = "homefire"
+# Claude Code's own system prompt and tool list take about 20k tokens before the first word.
+CLAUDE_CODE_MIN_CONTEXT = 32768
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ def snippets(endpoint: Endpoint) -> list[Snippet]:
         open_webui_snippet(endpoint),
         jetbrains_snippet(endpoint),
         copilot_snippet(endpoint),
+        claude_code_snippet(endpoint),
         llama_vscode_snippet(endpoint),
         llama_vim_snippet(endpoint),
     ]
@@ -152,6 +156,25 @@ def copilot_snippet(e: Endpoint) -> Snippet:
     if e.api_key:
         text += "// Copilot's Ollama provider sends no API key: use it on loopback without one.\n"
     return Snippet("Copilot", "VS Code settings.json", text)
+
+
+def claude_code_snippet(e: Endpoint) -> Snippet:
+    # AUTH_TOKEN goes out as "Authorization: Bearer", which Claude Code uses without asking
+    # (an ANTHROPIC_API_KEY it asks the user to approve first). Its background requests
+    # (titles, summaries) name the Haiku model, so that one points at the local model too.
+    text = (
+        f"export ANTHROPIC_BASE_URL={e.base_url}\n"
+        f"export ANTHROPIC_AUTH_TOKEN={_key(e)}\n"
+        f"export ANTHROPIC_MODEL={e.model}\n"
+        f"export ANTHROPIC_DEFAULT_HAIKU_MODEL={e.model}\n"
+        "claude\n"
+    )
+    if e.n_ctx < CLAUDE_CODE_MIN_CONTEXT:
+        text += (
+            f"# Claude Code's own prompt is about 20k tokens: load {e.model} with a context of "
+            f"{CLAUDE_CODE_MIN_CONTEXT} or more (now {e.n_ctx}).\n"
+        )
+    return Snippet("Claude Code", "a terminal", text)
 
 
 def llama_vscode_snippet(e: Endpoint) -> Snippet:

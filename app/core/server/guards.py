@@ -340,7 +340,8 @@ class ApiKeyGuard:
         if not self._authorised(Headers(scope=scope)):
             error = ApiError(
                 401,
-                "a valid API key is required: send 'Authorization: Bearer <key>'",
+                "a valid API key is required: send 'Authorization: Bearer <key>' or "
+                "'x-api-key: <key>'",
                 type_="authentication_error",
                 code="invalid_api_key",
             )

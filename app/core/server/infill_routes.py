@@ -38,7 +38,7 @@ def _stop_type(result: GenerationResult) -> str:
     if result.finish_reason == "length":
         return "limit"
     if result.finish_reason == "stop":
-        return "word" if result.stop_word is not None else "eos"
+        return "word" if result.stop_sequence is not None else "eos"
     return "none"
 
 
@@ -77,7 +77,7 @@ def _final(result: GenerationResult, model: str, content: str) -> dict[str, Any]
         "has_new_line": "\n" in result.text,
         "truncated": result.prompt_truncated,
         "stop_type": _stop_type(result),
-        "stopping_word": result.stop_word or "",
+        "stopping_word": result.stop_sequence or "",
         "timings": _timings(result),
     }
 

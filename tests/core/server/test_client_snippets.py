@@ -36,6 +36,18 @@ def test_without_a_key_the_placeholder_is_offered_and_with_one_the_key() -> None
     assert "OPENAI_API_KEY=sekrit" in {s.client: s for s in snippets(keyed)}["Aider"].text
 
 
+def test_claude_code_is_pointed_at_the_endpoint_root_with_the_key_as_a_bearer_token() -> None:
+    claude = {s.client: s for s in snippets(LOOPBACK)}["Claude Code"]
+    assert "export ANTHROPIC_BASE_URL=http://127.0.0.1:8080\n" in claude.text  # no /v1
+    assert f"ANTHROPIC_AUTH_TOKEN={PLACEHOLDER_KEY}" in claude.text
+    assert "ANTHROPIC_MODEL=qwen3-4b" in claude.text
+    assert "32768" in claude.text  # an 8k context is too small for Claude Code's prompt
+    keyed = Endpoint("http://192.168.1.5:8080", "qwen3-4b", "sekrit", 65536)
+    keyed_claude = {s.client: s for s in snippets(keyed)}["Claude Code"]
+    assert "ANTHROPIC_AUTH_TOKEN=sekrit" in keyed_claude.text
+    assert "32768" not in keyed_claude.text
+
+
 def test_open_webui_in_docker_reaches_the_host_not_its_own_loopback() -> None:
     webui = {s.client: s for s in snippets(LOOPBACK)}["Open WebUI"]
     assert "http://host.docker.internal:8080/v1" in webui.text
