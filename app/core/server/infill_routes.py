@@ -20,6 +20,7 @@ from app.core.server.client_names import INFILL_PATH, client_name
 from app.core.server.dialects import note_usage, served_model
 from app.core.server.errors import ApiError
 from app.core.server.generation_stream import (
+    SSE_HEADERS,
     Chunk,
     GenerationStream,
     chain_events,
@@ -27,8 +28,6 @@ from app.core.server.generation_stream import (
     result_or_disconnect,
 )
 from app.core.server.infill_schemas import InfillBody
-
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 router = APIRouter()
 
