@@ -74,7 +74,9 @@ WRONG_CHAT_SHAPES: list[dict[str, Any]] = [
 
 
 @pytest.mark.parametrize("payload", NOT_OBJECTS)
-@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"])
+@pytest.mark.parametrize(
+    "route", ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/infill"]
+)
 def test_bodies_that_are_not_json_objects_are_openai_400s(
     url: str, route: str, payload: bytes
 ) -> None:

@@ -75,6 +75,9 @@ class SpecialTokens:
     fim_prefix: int | None
     fim_suffix: int | None
     fim_middle: int | None
+    # Repository-level FIM: the repository name's and each file's leading token.
+    fim_repo: int | None = None
+    fim_sep: int | None = None
 
 
 def _kv_type_id(kind: KvCacheType) -> int:
@@ -387,6 +390,8 @@ class LlamaBackend:
             fim_prefix=token(low.llama_vocab_fim_pre(vocab)),
             fim_suffix=token(low.llama_vocab_fim_suf(vocab)),
             fim_middle=token(low.llama_vocab_fim_mid(vocab)),
+            fim_repo=token(low.llama_vocab_fim_rep(vocab)),
+            fim_sep=token(low.llama_vocab_fim_sep(vocab)),
         )
 
     # -- tokens --------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 Each snippet follows the tool's own documented configuration format: the OpenAI dialect under
 ``/v1`` for most tools (Codex CLI through its Responses API), the Ollama dialect for Copilot Chat
-and JetBrains, which discover models through ``/api/tags`` and ``/api/show``, and the Anthropic
-Messages dialect for Claude Code.
+and JetBrains, which discover models through ``/api/tags`` and ``/api/show``, the Anthropic
+Messages dialect for Claude Code, and llama.cpp's ``/infill`` for llama.vscode and llama.vim.
 """
 
 from __future__ import annotations
@@ -43,7 +43,13 @@ def snippets(endpoint: Endpoint) -> list[Snippet]:
         copilot_snippet(endpoint),
         claude_code_snippet(endpoint),
         codex_snippet(endpoint),
+        llama_vscode_snippet(endpoint),
+        llama_vim_snippet(endpoint),
     ]
+
+
+# Both editor plugins fill in the middle: the model needs FIM tokens, which /infill checks.
+_FIM_NOTE = "needs a code model trained for fill-in-the-middle, such as Qwen2.5-Coder"
 
 
 def _key(endpoint: Endpoint) -> str:
@@ -170,6 +176,26 @@ def claude_code_snippet(e: Endpoint) -> Snippet:
             f"{CLAUDE_CODE_MIN_CONTEXT} or more (now {e.n_ctx}).\n"
         )
     return Snippet("Claude Code", "a terminal", text)
+
+
+def llama_vscode_snippet(e: Endpoint) -> Snippet:
+    settings = {"llama-vscode.endpoint": e.base_url}
+    if e.api_key:
+        settings["llama-vscode.api_key"] = e.api_key
+    text = json.dumps(settings, indent=2) + f"\n// Completes with {e.model}; {_FIM_NOTE}.\n"
+    return Snippet("llama.vscode", "VS Code settings.json", text)
+
+
+def llama_vim_snippet(e: Endpoint) -> Snippet:
+    text = (
+        "let g:llama_config = {\n"
+        f"    \\ 'endpoint_fim': '{e.base_url}/infill',\n"
+        f"    \\ 'model_fim': '{e.model}',\n"
+        f"    \\ 'api_key': '{e.api_key or ''}',\n"
+        "    \\ }\n"
+        f'" Completes with {e.model}; {_FIM_NOTE}.\n'
+    )
+    return Snippet("llama.vim", "vimrc (before llama.vim loads)", text)
 
 
 def codex_snippet(e: Endpoint) -> Snippet:

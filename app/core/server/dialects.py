@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import Request
+from starlette.applications import Starlette
 
 from app.core.engine.engine import Engine
 from app.core.engine.result import GenerationResult, ModelInfo
@@ -20,6 +21,13 @@ class Served:
 
     engine: Engine
     info: ModelInfo
+
+
+def served_models(app: Starlette) -> list[Served]:
+    """Every model served now, with its engine (today the one engine's model, if loaded)."""
+    engine: Engine = app.state.engine
+    info = engine.model
+    return [Served(engine, info)] if info is not None else []
 
 
 def engine_of(request: Request) -> Engine:
@@ -66,3 +74,5 @@ def note_usage(request: Request, model: str, result: GenerationResult | None) ->
     if result is not None:
         request.state.prompt_tokens = result.prompt_tokens
         request.state.completion_tokens = result.completion_tokens
+        request.state.time_to_first_token_s = result.time_to_first_token_s
+        request.state.decode_tokens_per_s = result.decode_tokens_per_s

@@ -24,7 +24,7 @@ def test_every_snippet_points_at_the_endpoint_and_names_the_model() -> None:
             assert LOOPBACK.model in snippet.text, snippet.client
 
 
-@pytest.mark.parametrize("client", ["Zed", "Copilot"])
+@pytest.mark.parametrize("client", ["Zed", "Copilot", "llama.vscode"])
 def test_json_snippets_parse_as_json(client: str) -> None:
     (snippet,) = [s for s in snippets(LOOPBACK) if s.client == client]
     assert isinstance(_json_part(snippet.text), dict)
@@ -52,6 +52,21 @@ def test_claude_code_is_pointed_at_the_endpoint_root_with_the_key_as_a_bearer_to
 def test_open_webui_in_docker_reaches_the_host_not_its_own_loopback() -> None:
     webui = {s.client: s for s in snippets(LOOPBACK)}["Open WebUI"]
     assert "http://host.docker.internal:8080/v1" in webui.text
+
+
+def test_the_editor_plugins_call_infill_with_the_key_only_when_there_is_one() -> None:
+    by_client = {s.client: s for s in snippets(LOOPBACK)}
+    assert "'endpoint_fim': 'http://127.0.0.1:8080/infill'" in by_client["llama.vim"].text
+    assert "'api_key': ''" in by_client["llama.vim"].text
+    assert _json_part(by_client["llama.vscode"].text) == {
+        "llama-vscode.endpoint": "http://127.0.0.1:8080"
+    }
+    keyed = {s.client: s for s in snippets(Endpoint("http://10.0.0.2:8080", "m", "sekrit", 4096))}
+    assert "'api_key': 'sekrit'" in keyed["llama.vim"].text
+    assert _json_part(keyed["llama.vscode"].text) == {
+        "llama-vscode.endpoint": "http://10.0.0.2:8080",
+        "llama-vscode.api_key": "sekrit",
+    }
 
 
 def test_the_codex_snippet_is_toml_selecting_homefire_over_the_responses_api() -> None:

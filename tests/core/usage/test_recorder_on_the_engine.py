@@ -135,3 +135,18 @@ def test_sequences_decoded_together_each_get_their_own_row(engine: Engine, db_pa
         row = by_client[f"client-{n}"]
         assert row.tokens.completion == result.completion_tokens == n
         assert row.tokens.prompt == result.prompt_tokens
+
+
+def test_a_cache_warm_up_is_not_counted(engine: Engine, db_path: Path) -> None:
+    ledger = UsageLedger(db_path)
+    engine.add_observer(UsageRecorder(ledger))
+    try:
+        warm_up = engine.generate(chat("Hello there", 0, source="api", client="curl")).result()
+        engine.generate(chat("Hello there", 3, source="api", client="curl")).result()
+        totals = ledger.totals()
+    finally:
+        engine.close()
+        ledger.close()
+    assert warm_up.completion_tokens == 0
+    assert totals.generations == 1
+    assert totals.tokens.completion == 3
