@@ -17,6 +17,7 @@ import importlib
 import itertools
 import logging
 import multiprocessing
+import os
 import signal
 import time
 from array import array
@@ -313,6 +314,9 @@ def _child_main(
 ) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the parent decides when this ends.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A lost worker aborts this process; ggml would first attach a debugger for a backtrace,
+    # which takes seconds and fills the terminal. The parent reports the loss in words.
+    os.environ["GGML_NO_BACKTRACE"] = "1"
     from app.core.cluster.ggml_rpc import register_worker
 
     try:

@@ -114,6 +114,7 @@ def test_the_split_model_predicts_as_the_local_one(
 
     mean_here = sum(text_here.log_probs) / len(text_here.log_probs)
     mean_there = sum(text_there.log_probs) / len(text_there.log_probs)
+    print(f"mean log-likelihood (measured): here {mean_here:.5f}, split {mean_there:.5f}")
     assert abs(mean_there - mean_here) <= 0.01 * abs(mean_here)
 
     # The local greedy continuation, where the local model is sure of it, is the split's too.
@@ -121,6 +122,7 @@ def test_the_split_model_predicts_as_the_local_one(
     confident = [
         i for i in range(first, first + COMPARED_TOKENS) if greedy_here.lead[i] > CONFIDENT_LEAD
     ]
+    print(f"confident greedy positions compared (measured): {len(confident)} of {COMPARED_TOKENS}")
     assert len(confident) >= 8, "too few confident tokens for the comparison to mean anything"
     assert [greedy_there.argmax[i] for i in confident] == [greedy_here.argmax[i] for i in confident]
     assert greedy_here.argmax[first:-1] == continued[len(prompt) :]  # the reading is greedy's
