@@ -37,6 +37,9 @@ _CAPS_SIZE = 24
 _HELLO_REPLY = struct.Struct("<BBBB24s")
 _MAX_DEVICES = 16  # GGML_RPC_MAX_SERVERS: more would be a peer making numbers up
 DEFAULT_PROBE_TIMEOUT_S = 5.0
+_SILENT = (
+    "worker {address} did not answer in time (busy with another client, or not a Homefire worker)"
+)
 
 _HOST_NAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
@@ -143,7 +146,7 @@ class _Peer:
     def _remaining(self) -> float:
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
-            raise WorkerUnreachable(f"worker {self._address} did not answer in time")
+            raise WorkerUnreachable(_SILENT.format(address=self._address))
         return remaining
 
     def ask(self, command: int, payload: bytes, reply_size: int) -> bytes:
@@ -159,10 +162,7 @@ class _Peer:
                 )
             return self._read(reply_size)
         except TimeoutError as exc:
-            raise WorkerUnreachable(
-                f"worker {self._address} accepted the connection but did not answer in time "
-                "(busy with another client, or not a Homefire worker)"
-            ) from exc
+            raise WorkerUnreachable(_SILENT.format(address=self._address)) from exc
         except OSError as exc:
             raise WorkerIncompatible(
                 f"worker {self._address} closed the connection during the RPC handshake "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -116,3 +118,19 @@ def test_a_worker_with_too_little_memory_is_refused_before_any_weights_move(
         options = LoadOptions(tiny_model, n_ctx=64, parallel=1, workers=(address,))
         with pytest.raises(WorkerTooSmall, match=address):
             open_split_backend(options)
+
+
+def test_a_real_http_server_is_refused_within_the_deadline() -> None:
+    # Python's HTTP server waits for a request line that the probe never sends: the probe's own
+    # deadline ends it, and says what may be listening there.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        address = WorkerAddress("127.0.0.1", server.server_address[1])
+        with pytest.raises((WorkerIncompatible, WorkerUnreachable), match="not a Homefire worker"):
+            probe_worker(address, timeout_s=1)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
