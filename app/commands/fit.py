@@ -289,7 +289,7 @@ def render_table(title: str, profile: HardwareProfile, n_ctx: int, verdicts: lis
     lines.append(f"tok/s: {SPEED_BASIS}")
     if profile.ram_bandwidth_gbs and (profile.ram_bandwidth_source or "").startswith("measured"):
         lines.append(
-            f"RAM bandwidth: {profile.ram_bandwidth_gbs:g} GB/s, {profile.ram_bandwidth_source}"
+            f"RAM bandwidth: {profile.ram_bandwidth_gbs:.1f} GB/s, {profile.ram_bandwidth_source}"
         )
     lines.append(f"quality loss: {QUALITY_BASIS}")
     return "\n".join(lines)
@@ -380,8 +380,9 @@ def render_cluster(cluster: Cluster, planned: list[ClusterVerdict]) -> str:
         lines.append(f"nothing fits the cluster ({best})")
     else:
         lines.append(f"* recommended across the cluster: {pick.variant.quant}, {pick.plan.text}")
-    if planned:
-        lines.append(f"cluster tok/s: {planned[0].plan.speed_basis}")
+    timed = [v for v in planned if v.plan.tokens_per_s is not None] or planned
+    if timed:
+        lines.append(f"cluster tok/s: {timed[0].plan.speed_basis}")
     lines.append("split: llama.cpp's default, layers in proportion to each machine's free memory")
     return "\n".join(lines)
 

@@ -121,6 +121,4 @@ def _read_cache(path: Path) -> CopyMeasurement | None:
 
 
 def with_ram_bandwidth(profile: HardwareProfile, bandwidth: RamBandwidth) -> HardwareProfile:
-    return replace(
-        profile, ram_bandwidth_gbs=round(bandwidth.gbs, 1), ram_bandwidth_source=bandwidth.source
-    )
+    return replace(profile, ram_bandwidth_gbs=bandwidth.gbs, ram_bandwidth_source=bandwidth.source)
