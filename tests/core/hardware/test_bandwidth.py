@@ -46,13 +46,14 @@ class CountingBenchmark:
     def __init__(self) -> None:
         self.runs = 0
 
-    def __call__(self) -> float:
+    def __call__(self, threads: int) -> float:
         self.runs += 1
-        return copy_bandwidth(buffer_bytes=16 * MIB, runs=2)
+        return copy_bandwidth(buffer_bytes=16 * MIB, runs=2, threads=threads)
 
 
 def test_the_copy_benchmark_returns_a_positive_measured_figure(tmp_path: Path) -> None:
     assert copy_bandwidth(buffer_bytes=16 * MIB, runs=2) > 0
+    assert copy_bandwidth(buffer_bytes=16 * MIB + 3, runs=2, threads=3) > 0
     measured = measured_copy_bandwidth(tmp_path / CACHE_FILE, CPU)  # the real default size
     assert measured.gbs > 0
     assert measured.bandwidth.source.startswith("measured: copy benchmark")
