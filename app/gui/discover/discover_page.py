@@ -10,6 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -26,20 +27,25 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.catalog.calibration import Correction
-from app.core.catalog.catalog import CatalogEntry, load_catalog
+from app.core.catalog.catalog import CatalogEntry, catalog_variants, load_catalog
+from app.core.catalog.cluster import Cluster, ClusterMember, ClusterVerdict, recommend_cluster
+from app.core.catalog.decode_speed import machine_bandwidth
 from app.core.catalog.hub import HubRepo
-from app.core.catalog.recommend import Verdict, recommend
+from app.core.catalog.recommend import Variant, Verdict, recommend
 from app.core.catalog.remote_gguf import hub_variant_for, variants_for_repo
 from app.core.catalog.suggestions import SUGGESTION_CTX, Suggestion, suggest, verdicts_for
 from app.core.downloads.manager import DownloadRequest
 from app.core.errors import RepoNotFound
 from app.core.hardware.profile import HardwareProfile
+from app.core.hardware.profiles import list_profiles
 from app.core.sizes import format_size
 from app.gui.desktop import Desktop
 from app.gui.errors import show_error, user_message
 
-COLUMNS = ("", "Quant", "Size", "Runs as", "Speed", "Quality loss", "Why")
+COLUMNS = ("", "Quant", "Size", "Runs as", "Speed", "Quality loss", "Why", "Across machines")
+CLUSTER_COLUMN = 7
 ROLE = Qt.ItemDataRole.UserRole
+PLAN_COUNTS = (1, 2, 3)  # workers of one profile to plan with
 
 
 class DiscoverPage(QWidget):
@@ -53,6 +59,8 @@ class DiscoverPage(QWidget):
         self._profile: HardwareProfile | None = None
         self._correction: Correction | None = None
         self._verdicts: list[Verdict] = []
+        self._variants: list[Variant] = []
+        self._cluster_verdicts: list[ClusterVerdict] = []
         self._repo: str | None = None
         self._entries = load_catalog()
 
@@ -79,6 +87,21 @@ class DiscoverPage(QWidget):
         self.title = QLabel()
         self.title.setWordWrap(True)
         self.title.setTextFormat(Qt.TextFormat.RichText)
+        # Workers to plan with: planning profiles here; live workers once they report memory.
+        self.plan_with = QComboBox()
+        self.plan_with.setObjectName("planCluster")
+        self.plan_with.addItem("This machine only", None)
+        for profile in list_profiles(desktop.services.paths):
+            for count in PLAN_COUNTS:
+                self.plan_with.addItem(f"+ {count} × {profile.name}", (count, profile.name))
+        self.plan_with.currentIndexChanged.connect(self._on_plan_with_current_index_changed)
+        self.cluster_verdict = QLabel()
+        self.cluster_verdict.setObjectName("clusterVerdict")
+        self.cluster_verdict.setWordWrap(True)
+        self.cluster_verdict.hide()
+        plan_row = QHBoxLayout()
+        plan_row.addWidget(QLabel("Plan across:"))
+        plan_row.addWidget(self.plan_with, 1)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setObjectName("variants")
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -88,6 +111,7 @@ class DiscoverPage(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setShowGrid(False)
         self.table.horizontalHeader().setSectionResizeMode(6, QHeaderView.ResizeMode.Stretch)
+        self.table.setColumnHidden(CLUSTER_COLUMN, True)
         self.table.itemSelectionChanged.connect(self._update_buttons)
         self.basis = QLabel(
             "<small>Sizes from the catalog or the Hub; memory, speed and fit are estimated "
@@ -104,6 +128,8 @@ class DiscoverPage(QWidget):
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addWidget(self.title)
+        right_layout.addLayout(plan_row)
+        right_layout.addWidget(self.cluster_verdict)
         right_layout.addWidget(self.table, 1)
         right_layout.addLayout(buttons)
 
@@ -130,19 +156,23 @@ class DiscoverPage(QWidget):
 
     # -- machine and suggestions ---------------------------------------------------------------
 
-    def _on_profile_detected(self, profile: HardwareProfile) -> None:
-        self._profile = profile
+    def _on_profile_detected(self, detected: HardwareProfile) -> None:
         calibration = self._desktop.services.fit_feedback.calibration
+        data_dir = self._desktop.services.paths.data_dir
         entries = self._entries
 
-        def work() -> tuple[Correction | None, list[Suggestion]]:
+        def work() -> tuple[HardwareProfile, Correction | None, list[Suggestion]]:
+            # Speeds need this machine's RAM bandwidth: measured here when no spec gives it.
+            profile = machine_bandwidth(detected, data_dir, calibration)
             correction = calibration.correction()
-            return correction, suggest(entries, profile, correction)
+            return profile, correction, suggest(entries, profile, correction)
 
         self._desktop.bridge.run(work, self._on_suggested, self._on_failed, owner=self)
 
-    def _on_suggested(self, found: tuple[Correction | None, list[Suggestion]]) -> None:
-        self._correction, suggestions = found
+    def _on_suggested(
+        self, found: tuple[HardwareProfile, Correction | None, list[Suggestion]]
+    ) -> None:
+        self._profile, self._correction, suggestions = found
         while self._suggestion_row.count():
             taken = self._suggestion_row.takeAt(0)
             widget = taken.widget() if taken else None
@@ -189,6 +219,7 @@ class DiscoverPage(QWidget):
             entry = next(e for e in self._entries if e.id == key)
             self._repo = entry.repo
             self._show_title(entry)
+            self._variants = catalog_variants(entry)
             self._show_verdicts(entry.name, verdicts_for(entry, profile, correction))
             return
         self._repo = key
@@ -196,14 +227,17 @@ class DiscoverPage(QWidget):
         self.table.setRowCount(0)
         services = self._desktop.services
 
-        def work() -> list[Verdict]:
-            return recommend(
-                profile, variants_for_repo(key, services.hub), SUGGESTION_CTX, correction=correction
-            )
+        def work() -> tuple[list[Variant], list[Verdict]]:
+            variants = variants_for_repo(key, services.hub)
+            return variants, recommend(profile, variants, SUGGESTION_CTX, correction=correction)
 
         self._desktop.bridge.run(
-            work, lambda verdicts: self._show_verdicts(key, verdicts), self._on_hub_failed, self
+            work, lambda found: self._on_hub_variants(key, *found), self._on_hub_failed, self
         )
+
+    def _on_hub_variants(self, repo: str, variants: list[Variant], verdicts: list[Verdict]) -> None:
+        self._variants = variants
+        self._show_verdicts(repo, verdicts)
 
     def _show_title(self, entry: CatalogEntry) -> None:
         active = f", {entry.active_params_b:g}B active (mixture of experts)" if entry.is_moe else ""
@@ -233,12 +267,69 @@ class DiscoverPage(QWidget):
                 self.table.setItem(row, column, cell)
             if v.recommended:
                 pick_row = row
+        self._show_cluster()
         self.table.resizeColumnsToContents()
         self.table.horizontalHeader().setSectionResizeMode(6, QHeaderView.ResizeMode.Stretch)
         if verdicts:
             self.table.selectRow(pick_row)
         self._update_buttons()
         self.verdicts_shown.emit(name)
+
+    # -- planning across machines --------------------------------------------------------------
+
+    def planning_cluster(self) -> Cluster | None:
+        """This machine plus the workers chosen to plan with, or None for this machine only."""
+        choice = self.plan_with.currentData()
+        if choice is None or self._profile is None:
+            return None
+        count, name = choice
+        worker = next(
+            (p for p in list_profiles(self._desktop.services.paths) if p.name == name), None
+        )
+        if worker is None:  # a user profile removed since the list was filled
+            return None
+        here = ClusterMember.of_profile(self._profile, "here")
+        member = ClusterMember.of_profile(worker, "worker")
+        link = self._desktop.services.settings.engine.worker_link_gbps
+        return Cluster(here, (member,) * count, link)
+
+    def _on_plan_with_current_index_changed(self, _index: int) -> None:
+        self._show_cluster()
+        self.table.resizeColumnsToContents()
+        self.table.horizontalHeader().setSectionResizeMode(6, QHeaderView.ResizeMode.Stretch)
+
+    def _show_cluster(self) -> None:
+        """The cluster's verdict beside each variant's verdict for this machine."""
+        cluster = self.planning_cluster()
+        self.table.setColumnHidden(CLUSTER_COLUMN, cluster is None)
+        self.cluster_verdict.setVisible(cluster is not None)
+        self._cluster_verdicts = []
+        if cluster is None or not self._variants:
+            self.cluster_verdict.setText("")
+            return
+        planned = recommend_cluster(self._variants, SUGGESTION_CTX, cluster)
+        self._cluster_verdicts = planned
+        by_quant = {v.variant.quant: v for v in planned}
+        for row, verdict in enumerate(self._verdicts):
+            found = by_quant.get(verdict.variant.quant)
+            text = tip = ""
+            if found is not None:
+                plan = found.plan
+                speed = f", ~{plan.tokens_per_s:.0f} tok/s" if plan.tokens_per_s else ""
+                text = {"fits": "fits", "tight": "fits, tight", "no_fit": "does not fit"}[plan.kind]
+                text = ("★ " if found.recommended else "") + text + speed
+                tip = f"{plan.text}\nspeed: {plan.speed_basis}"
+            cell = QTableWidgetItem(text)
+            cell.setToolTip(tip)
+            self.table.setItem(row, CLUSTER_COLUMN, cell)
+        pick = next((v for v in planned if v.recommended), None)
+        machines = f"{len(cluster.members)} machines"
+        if pick is None:
+            self.cluster_verdict.setText(f"Across {machines}: no variant fits (estimated).")
+        else:
+            self.cluster_verdict.setText(
+                f"Across {machines}: {pick.variant.quant} {pick.plan.text} (estimated)."
+            )
 
     def selected_verdict(self) -> Verdict | None:
         rows = self.table.selectionModel().selectedRows()
