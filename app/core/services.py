@@ -21,6 +21,8 @@ from app.core.catalog.estimator import LoadPlan, ModelFacts, parallel_that_fits
 from app.core.catalog.gguf_header import read_local_model
 from app.core.catalog.hub import HubClient
 from app.core.chats.store import ChatStore
+from app.core.cluster.backend_process import Deadlines
+from app.core.cluster.loader import backend_factory
 from app.core.downloads.manager import DownloadManager
 from app.core.engine.engine import Engine, GenerationObserver
 from app.core.engine.result import ModelInfo
@@ -134,7 +136,12 @@ class AppServices:
         observers: list[GenerationObserver] = [self.fit_feedback]
         if self.settings.usage.record:
             observers.append(UsageRecorder(self.ledger, open_energy_meter(_nvml())))
-        return Engine(max_pending=self.settings.engine.max_pending, observers=observers)
+        deadlines = Deadlines(call_s=self.settings.engine.worker_timeout_s)
+        return Engine(
+            backend_factory=backend_factory(deadlines),
+            max_pending=self.settings.engine.max_pending,
+            observers=observers,
+        )
 
     def open_stores(self) -> None:
         """Open the databases now, so a broken one stops start-up with its message.
@@ -169,7 +176,8 @@ class AppServices:
             parallel=parallel,
         )
         info = self.engine.load(load).result()
-        self.fit_feedback.model_loaded(load, info)
+        if not load.workers:  # a split model's memory is not this process's to measure
+            self.fit_feedback.model_loaded(load, info)
         return info
 
     def start_server(self, config: ServerConfig) -> ServerRunner:

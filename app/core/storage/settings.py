@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.storage.json_store import VersionedJsonStore
 
@@ -57,19 +57,13 @@ class EngineSettings(BaseModel):
     # Sequence slots decoded together (requests served at once); None: chosen from the memory
     # the fit estimate leaves for their KV cache.
     parallel: int | None = Field(default=None, ge=1, le=64)
-    # Machines running `homefire worker`, as "host:port"; fit verdicts and loads use them.
-    workers: list[str] = Field(default_factory=list, max_length=15)
+    # Machines running `homefire worker` ("host:port") that every load uses unless told otherwise.
+    workers: list[str] = Field(default_factory=list, max_length=16)
+    # The longest any one wait on a worker may take (a decode step, a token count); a model's
+    # load may take this plus its size at 50 MB/s, for a slow link.
+    worker_timeout_s: float = Field(default=120.0, gt=0, le=3600)
     # The network between this machine and its workers, for cluster speed estimates (10 GbE).
     worker_link_gbps: float = Field(default=10.0, gt=0, le=10_000)
-
-    @field_validator("workers")
-    @classmethod
-    def _host_and_port(cls, workers: list[str]) -> list[str]:
-        for worker in workers:
-            host, sep, port = worker.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ValueError(f"a worker is host:port, not {worker!r}")
-        return workers
 
 
 class UsageSettings(BaseModel):
