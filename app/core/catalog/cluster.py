@@ -6,11 +6,15 @@ splits a model's layers the way llama.cpp does by default and judges each member
 caller gathers the members' numbers (hardware profiles, or what live workers report), so this
 module never talks to a worker or to the engine.
 
-How llama.cpp splits (its model loader): RPC devices go to the front of the device list, the
-main machine's own device last; with every layer offloaded, layer ``il`` of ``n_layers + 1``
-(the output layer counts as the last) goes to the first device whose cumulative share of free
-memory exceeds ``il / (n_layers + 1)``. Each device then holds the KV cache of its layers and its
-own compute buffer; the main process also keeps the token embeddings and its runtime in RAM.
+How a load with workers places layers (llama.cpp's model loader, driven as ``homefire serve
+--worker`` drives it): RPC devices go to the front of llama.cpp's device list and this machine's
+GPU last; offloaded layer ``il`` of ``k`` (the output layer counts as one more) goes to the first
+device whose cumulative share of free memory exceeds ``il / k``. With a GPU here every layer is
+offloaded, so the workers take the first layers and this machine the last ones and the output.
+With no GPU here, this machine's CPU keeps the first blocks, its share of free memory of
+``n_layers + 1``, and the workers split the rest, the output layer on the last worker. Each
+device then holds the KV cache of its layers and its own compute buffer; the main process also
+keeps the token embeddings and its runtime in RAM.
 
 Speed (docs/memory-fit.md, "Several machines"): a token visits the members one after another, so
 its time is the sum of each member's share of weight bytes over its bandwidth, plus the network:
@@ -158,10 +162,17 @@ class Cluster:
     def members(self) -> tuple[ClusterMember, ...]:
         return (self.here, *self.workers)
 
-    @property
-    def load_order(self) -> tuple[ClusterMember, ...]:
-        """llama.cpp's device order: RPC devices first, the main machine's own device last."""
-        return (*self.workers, self.here)
+    def placement(self, n_layers: int) -> tuple[tuple[ClusterMember, ...], list[int]]:
+        """The members in the order layers fill them, and the index of the member holding each
+        of the ``n_layers + 1`` layers (the last is the output layer)."""
+        if self.here.backend is not None or not self.workers:
+            order = (*self.workers, self.here)
+            return order, split_layers(n_layers, [m.memory_bytes for m in order])
+        total = sum(m.memory_bytes for m in self.members)
+        share = self.here.memory_bytes / total if total else 0.0
+        local = min(round(share * (n_layers + 1)), n_layers)  # blocks this CPU keeps
+        rest = split_layers(n_layers - local, [m.memory_bytes for m in self.workers])
+        return (self.here, *self.workers), [0] * local + [1 + device for device in rest]
 
 
 @dataclass(frozen=True)
@@ -200,7 +211,7 @@ class ClusterPlan:
     cluster: Cluster
     kind: ClusterKind
     text: str  # "fits across 3 machines: 180 GiB here, 2 × 150 GiB on workers"
-    shares: tuple[MemberShare, ...]  # in llama.cpp's device order (workers first)
+    shares: tuple[MemberShare, ...]  # in the order layers fill the members
     tokens_per_s: float | None
     speed_basis: str
     network_s_per_token: float
@@ -214,15 +225,15 @@ def split_layers(n_layers: int, memory: list[int]) -> list[int]:
     """The device of each of the ``n_layers + 1`` layers (the last is the output layer), split
     by free memory as llama.cpp does when the user gives no tensor split."""
     total = sum(memory)
-    if total <= 0:
-        raise ConfigError("no machine in the cluster has memory for a model")
+    last = len(memory) - 1
+    if total <= 0:  # no memory anywhere: the last device gets it all, and cannot hold it
+        return [last] * (n_layers + 1)
     cumulative: list[float] = []
     running = 0
     for free in memory:
         running += free
         cumulative.append(running / total)
     count = n_layers + 1
-    last = len(memory) - 1
     return [min(bisect.bisect_right(cumulative, il / count), last) for il in range(count)]
 
 
@@ -231,9 +242,8 @@ def plan_cluster(facts: ModelFacts, plan: LoadPlan, cluster: Cluster) -> Cluster
     and the decode speed (``plan`` gives the context, KV type and flash attention)."""
     if plan.n_ctx < 1:
         raise ConfigError("the context size must be at least 1 token")
-    order = cluster.load_order
     n = facts.n_layers
-    devices = split_layers(n, [m.memory_bytes for m in order])
+    order, devices = cluster.placement(n)
     kv = kv_layer_bytes(facts, plan)
     reserved, touched = compute_buffer_bytes(facts, plan)
     shares: list[MemberShare] = []
@@ -251,7 +261,8 @@ def plan_cluster(facts: ModelFacts, plan: LoadPlan, cluster: Cluster) -> Cluster
             if main and member.backend is None and plan.cpu_repack and facts.layer_repack_bytes:
                 weights += facts.layer_repack_bytes[il]  # only the local CPU repacks
         if output:
-            tied = facts.tied_output_bytes if member.backend else 0
+            # A tied output reuses the embeddings in place only on this machine's CPU.
+            tied = 0 if main and member.backend is None else facts.tied_output_bytes
             weights += facts.output_bytes + tied
             read += facts.output_bytes + facts.tied_output_bytes
         busy = bool(layers) or output

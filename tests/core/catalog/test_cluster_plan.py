@@ -11,6 +11,8 @@ from app.core.catalog.catalog import catalog_variants, find_entry, load_catalog
 from app.core.catalog.cluster import (
     Cluster,
     ClusterMember,
+    ClusterPlan,
+    MemberShare,
     plan_cluster,
     recommend_cluster,
     split_layers,
@@ -83,6 +85,10 @@ def test_a_744b_model_at_2_bits_fits_two_256gb_workers_and_this_machine() -> Non
     assert plan.speed_basis.startswith("estimated")
 
 
+def _share(plan: ClusterPlan, name: str) -> MemberShare:
+    return next(s for s in plan.shares if s.member.name == name)
+
+
 def test_layers_split_in_proportion_to_free_memory() -> None:
     devices = split_layers(59, [100, 200, 300])  # 60 layers with the output
     counts = [devices.count(i) for i in range(3)]
@@ -93,21 +99,45 @@ def test_layers_split_in_proportion_to_free_memory() -> None:
     cluster = Cluster(_member("here", 300, "here"), (_member("a", 100), _member("b", 200)))
     plan = plan_cluster(facts, PLAN, cluster)
     n = facts.n_layers + 1
-    for share, memory in zip(plan.shares, (100, 200, 300), strict=True):
-        expected = n * memory / 600
-        assert abs(share.n_layers + share.output - expected) <= 1
+    for name, memory in (("here", 300), ("a", 100), ("b", 200)):
+        share = _share(plan, name)
+        assert abs(share.n_layers + share.output - n * memory / 600) <= 1
     # Bigger shares need more memory.
-    assert plan.shares[0].need_bytes < plan.shares[1].need_bytes
+    assert _share(plan, "a").need_bytes < _share(plan, "b").need_bytes
+
+
+def test_a_cpu_here_keeps_the_first_layers_and_the_last_worker_the_output() -> None:
+    facts = _glm("UD-IQ1_M").facts
+    cluster = Cluster(_member("here", 300, "here"), (_member("a", 100), _member("b", 200)))
+    plan = plan_cluster(facts, PLAN, cluster)
+    assert [s.member.name for s in plan.shares] == ["here", "a", "b"]
+    assert plan.shares[0].first_layer == 0
+    assert [s.output for s in plan.shares] == [False, False, True]
+    covered = [il for s in plan.shares for il in range(s.first_layer, s.first_layer + s.n_layers)]
+    assert covered == list(range(facts.n_layers))
+
+
+def test_a_gpu_here_takes_the_last_layers_and_the_output() -> None:
+    facts = _glm("UD-IQ1_M").facts
+    here = replace(_member("here", 300, "here"), backend="cuda")
+    plan = plan_cluster(facts, PLAN, Cluster(here, (_member("a", 300),)))
+    assert [s.member.name for s in plan.shares] == ["a", "here"]
+    assert plan.shares[0].first_layer == 0
+    assert [s.output for s in plan.shares] == [False, True]
 
 
 def test_a_machine_without_memory_gets_no_layers() -> None:
     facts = _glm("UD-IQ1_M").facts
     cluster = Cluster(_member("here", 256, "here"), (_member("empty", 0), _member("big", 256)))
     plan = plan_cluster(facts, PLAN, cluster)
-    assert plan.shares[0].n_layers == 0
-    assert plan.shares[0].need_bytes == 0
-    with pytest.raises(ConfigError):
-        split_layers(10, [0, 0])
+    empty = _share(plan, "empty")
+    assert empty.n_layers == 0
+    assert not empty.output
+    assert empty.need_bytes == 0
+    # No memory anywhere: the last device gets everything, and the verdict says it does not fit.
+    assert split_layers(10, [0, 0]) == [1] * 11
+    nothing = Cluster(_member("here", 0, "here"), (_member("w", 0),))
+    assert plan_cluster(facts, PLAN, nothing).kind == "no_fit"
 
 
 def test_too_big_for_the_cluster_does_not_fit_and_says_how_much() -> None:
@@ -121,8 +151,9 @@ def test_too_big_for_the_cluster_does_not_fit_and_says_how_much() -> None:
 def test_one_small_member_overflowing_is_named() -> None:
     facts = _glm("UD-IQ1_M").facts
     # The split follows memory, but a worker's fixed buffers can still tip a tiny share over.
-    roomy = plan_cluster(facts, PLAN, Cluster(_member("here", 400, "here"), (_member("w", 1),)))
-    worker = roomy.shares[0]
+    here = replace(_member("here", 400, "here"), backend="cuda")
+    roomy = plan_cluster(facts, PLAN, Cluster(here, (_member("w", 1),)))
+    worker = _share(roomy, "w")
     assert worker.n_layers == 1  # llama.cpp still gives the first layer to the first device
     assert not worker.fits
     assert roomy.kind == "no_fit"
