@@ -29,7 +29,13 @@ from app.core.catalog.hub import HubClient
 from app.core.catalog.load_plan import variant_for_file
 from app.core.catalog.recommend import Goal, Variant, Verdict, recommend
 from app.core.catalog.remote_gguf import variants_for_repo as remote_variants_for_repo
-from app.core.errors import ConfigError, HubOffline, InvalidModelFile, UnknownModel
+from app.core.errors import (
+    ConfigError,
+    HubOffline,
+    InvalidModelFile,
+    UnknownModel,
+    WorkerError,
+)
 from app.core.hardware.profile import HardwareProfile
 from app.core.library.library import ModelLibrary
 from app.core.load_options import KV_CACHE_TYPES
@@ -72,6 +78,13 @@ def register(subparsers: Any) -> None:
         metavar="PROFILE",
         help='plan across workers too: a profile or "N x PROFILE" (repeatable), e.g. '
         '"2x Mac Studio M3 Ultra 256GB"',
+    )
+    parser.add_argument(
+        "--worker",
+        action="append",
+        metavar="HOST:PORT",
+        help="plan with a running `homefire worker` and the memory it reports (repeatable; "
+        "default: the setting engine.workers when neither --cluster nor --profile is given)",
     )
     parser.add_argument(
         "--link-gbps",
@@ -156,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         profile = machine_profile(args.profile, services.paths, calibration)
         correction = calibration.correction() if calibration else None
         measured = _measured_here(calibration, variants)
-        cluster = _cluster(args, profile, services)
+        cluster, note = _cluster(args, profile, services)
     goal: Goal = args.goal
     verdicts = recommend(profile, variants, args.ctx, goal, args.kv_cache_type, correction)
     planned = recommend_cluster(variants, args.ctx, cluster, args.kv_cache_type) if cluster else []
@@ -164,11 +177,14 @@ def run(args: argparse.Namespace) -> int:
         report = to_json(title, profile, args, verdicts)
         report["measured_here"] = [_measurement_json(m) for m in measured]
         add_cluster_json(report, cluster, planned)
+        report["cluster_note"] = note
         print(json.dumps(report, indent=2))  # noqa: T201
     else:
         print(render_table(title, profile, args.ctx, verdicts))  # noqa: T201
         if cluster is not None:
             print(render_cluster(cluster, planned))  # noqa: T201
+        if note:
+            print(f"\n{note}")  # noqa: T201
         for line in _measured_lines(measured):
             print(line)  # noqa: T201
     return 0
@@ -176,13 +192,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _cluster(
     args: argparse.Namespace, profile: HardwareProfile, services: AppServices
-) -> Cluster | None:
-    """The machine planned for plus the workers ``--cluster`` names, or None without any."""
-    if not args.cluster:
-        return None
+) -> tuple[Cluster | None, str | None]:
+    """The machine planned for plus its workers: planning profiles (``--cluster``) and live
+    workers (``--worker``, else the settings' when planning this machine alone). None without
+    any; a settings worker that cannot be probed leaves a note instead of an error."""
     from app.core.hardware.profiles import get_profiles
 
-    profiles = [worker for spec in args.cluster for worker in get_profiles(spec, services.paths)]
+    profiles = [w for spec in args.cluster or () for w in get_profiles(spec, services.paths)]
     names = [p.name for p in profiles]
     workers = []
     for index, worker in enumerate(profiles):
@@ -190,8 +206,18 @@ def _cluster(
         if names.count(worker.name) > 1:  # "Mac Studio M3 Ultra 256GB #2": tell twins apart
             member = replace(member, name=f"{worker.name} #{names[: index + 1].count(worker.name)}")
         workers.append(member)
+    note = None
+    if args.worker:
+        workers += services.worker_members(args.worker)
+    elif not args.cluster and not args.profile and services.settings.engine.workers:
+        try:
+            workers += services.worker_members(services.settings.engine.workers)
+        except WorkerError as exc:
+            note = f"workers in settings not planned with: {exc.user_message}"
+    if not workers:
+        return None, note
     link = args.link_gbps or services.settings.engine.worker_link_gbps
-    return Cluster(ClusterMember.of_profile(profile, "here"), tuple(workers), link)
+    return Cluster(ClusterMember.of_profile(profile, "here"), tuple(workers), link), note
 
 
 def _measured_here(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -17,12 +17,13 @@ from typing import Any, TypeVar, cast
 import psutil
 
 from app.core.catalog.calibration import FitCalibration
+from app.core.catalog.cluster import ClusterMember
 from app.core.catalog.estimator import LoadPlan, ModelFacts, parallel_that_fits
 from app.core.catalog.gguf_header import read_local_model
 from app.core.catalog.hub import HubClient
 from app.core.chats.store import ChatStore
 from app.core.cluster.backend_process import Deadlines
-from app.core.cluster.loader import backend_factory
+from app.core.cluster.loader import backend_factory, probe_workers
 from app.core.downloads.manager import DownloadManager
 from app.core.engine.engine import Engine, GenerationObserver
 from app.core.engine.result import ModelInfo
@@ -179,6 +180,17 @@ class AppServices:
         if not load.workers:  # a split model's memory is not this process's to measure
             self.fit_feedback.model_loaded(load, info)
         return info
+
+    def worker_members(self, workers: Sequence[str]) -> list[ClusterMember]:
+        """Live workers as members of a cluster plan, from the free memory each reports.
+
+        Blocking: each probe ends within its deadline; the first worker that fails raises its
+        ``WorkerError`` (unreachable, another protocol version, not a worker).
+        """
+        return [
+            ClusterMember.reported(str(memory.address), memory.free_bytes, memory.description)
+            for memory in probe_workers(workers)
+        ]
 
     def start_server(self, config: ServerConfig) -> ServerRunner:
         self.stop_server()

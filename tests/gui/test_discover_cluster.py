@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 from pytestqt.qtbot import QtBot
 
+from app.core.services import AppServices
 from app.gui.desktop import Desktop
 from app.gui.discover.discover_page import CLUSTER_COLUMN, DiscoverPage
+from tests.fixtures.worker_process import worker_address
+
+__all__ = ["worker_address"]
 
 MAC_256 = "Mac Studio M3 Ultra 256GB"
 
@@ -82,3 +90,46 @@ def test_this_machine_gets_a_speed_for_every_variant_that_fits(
     assert fitting
     for row in fitting:
         assert discover.table.item(row, 4).text().endswith("tok/s")
+
+
+@contextmanager
+def _page_with_workers(qtbot: QtBot, workers: list[str]) -> Iterator[DiscoverPage]:
+    services = AppServices.create()
+    services.settings.engine.workers = workers
+    services.settings_store.save(services.settings)
+    desktop = Desktop.create(services)
+    try:
+        page = DiscoverPage(desktop)
+        qtbot.addWidget(page)
+        qtbot.waitUntil(lambda: page._profile is not None, timeout=30_000)
+        yield page
+    finally:
+        desktop.close()
+
+
+def test_the_workers_in_settings_are_planned_with_their_reported_memory(
+    qtbot: QtBot, worker_address: str
+) -> None:
+    with _page_with_workers(qtbot, [worker_address]) as discover:
+        index = discover.plan_with.findText("+ the workers in settings (1)")
+        assert index == 1
+        qtbot.waitUntil(lambda: bool(discover._live_workers), timeout=30_000)
+        _show(qtbot, discover, "Qwen3 0.6B")
+        discover.plan_with.setCurrentIndex(index)
+        assert not discover.table.isColumnHidden(CLUSTER_COLUMN)
+        assert discover.cluster_verdict.text().startswith("Across 2 machines: ")
+        cells = [
+            discover.table.item(r, CLUSTER_COLUMN).text() for r in range(discover.table.rowCount())
+        ]
+        assert any(c.startswith(("★ fits", "fits")) for c in cells)
+
+
+def test_workers_in_settings_that_do_not_answer_are_said_in_words(qtbot: QtBot) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+    with _page_with_workers(qtbot, [address]) as discover:
+        discover.plan_with.setCurrentIndex(1)
+        qtbot.waitUntil(lambda: address in discover.cluster_verdict.text(), timeout=30_000)
+        assert discover.cluster_verdict.isVisibleTo(discover)
+        assert discover.table.isColumnHidden(CLUSTER_COLUMN)

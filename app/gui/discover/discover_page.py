@@ -61,6 +61,9 @@ class DiscoverPage(QWidget):
         self._verdicts: list[Verdict] = []
         self._variants: list[Variant] = []
         self._cluster_verdicts: list[ClusterVerdict] = []
+        # The workers in settings, as they reported themselves (or why they could not).
+        self._live_workers: list[ClusterMember] = []
+        self._workers_problem: str | None = None
         self._repo: str | None = None
         self._entries = load_catalog()
 
@@ -91,6 +94,9 @@ class DiscoverPage(QWidget):
         self.plan_with = QComboBox()
         self.plan_with.setObjectName("planCluster")
         self.plan_with.addItem("This machine only", None)
+        workers = desktop.services.settings.engine.workers
+        if workers:
+            self.plan_with.addItem(f"+ the workers in settings ({len(workers)})", ("workers",))
         for profile in list_profiles(desktop.services.paths):
             for count in PLAN_COUNTS:
                 self.plan_with.addItem(f"+ {count} × {profile.name}", (count, profile.name))
@@ -157,8 +163,9 @@ class DiscoverPage(QWidget):
     # -- machine and suggestions ---------------------------------------------------------------
 
     def _on_profile_detected(self, detected: HardwareProfile) -> None:
-        calibration = self._desktop.services.fit_feedback.calibration
-        data_dir = self._desktop.services.paths.data_dir
+        services = self._desktop.services
+        calibration = services.fit_feedback.calibration
+        data_dir = services.paths.data_dir
         entries = self._entries
 
         def work() -> tuple[HardwareProfile, Correction | None, list[Suggestion]]:
@@ -168,6 +175,22 @@ class DiscoverPage(QWidget):
             return profile, correction, suggest(entries, profile, correction)
 
         self._desktop.bridge.run(work, self._on_suggested, self._on_failed, owner=self)
+        workers = services.settings.engine.workers
+        if workers:
+            self._desktop.bridge.run(
+                lambda: services.worker_members(workers),
+                self._on_workers_probed,
+                self._on_workers_failed,
+                owner=self,
+            )
+
+    def _on_workers_probed(self, members: list[ClusterMember]) -> None:
+        self._live_workers, self._workers_problem = members, None
+        self._show_cluster()
+
+    def _on_workers_failed(self, exc: BaseException) -> None:
+        self._live_workers, self._workers_problem = [], user_message(exc)
+        self._show_cluster()
 
     def _on_suggested(
         self, found: tuple[HardwareProfile, Correction | None, list[Suggestion]]
@@ -282,15 +305,17 @@ class DiscoverPage(QWidget):
         choice = self.plan_with.currentData()
         if choice is None or self._profile is None:
             return None
+        here = ClusterMember.of_profile(self._profile, "here")
+        link = self._desktop.services.settings.engine.worker_link_gbps
+        if choice == ("workers",):
+            return Cluster(here, tuple(self._live_workers), link) if self._live_workers else None
         count, name = choice
         worker = next(
             (p for p in list_profiles(self._desktop.services.paths) if p.name == name), None
         )
         if worker is None:  # a user profile removed since the list was filled
             return None
-        here = ClusterMember.of_profile(self._profile, "here")
         member = ClusterMember.of_profile(worker, "worker")
-        link = self._desktop.services.settings.engine.worker_link_gbps
         return Cluster(here, (member,) * count, link)
 
     def _on_plan_with_current_index_changed(self, _index: int) -> None:
@@ -302,8 +327,13 @@ class DiscoverPage(QWidget):
         """The cluster's verdict beside each variant's verdict for this machine."""
         cluster = self.planning_cluster()
         self.table.setColumnHidden(CLUSTER_COLUMN, cluster is None)
-        self.cluster_verdict.setVisible(cluster is not None)
         self._cluster_verdicts = []
+        if self.plan_with.currentData() == ("workers",) and cluster is None:
+            waiting = "Asking the workers in settings for their memory…"
+            self.cluster_verdict.setText(self._workers_problem or waiting)
+            self.cluster_verdict.setVisible(True)
+            return
+        self.cluster_verdict.setVisible(cluster is not None)
         if cluster is None or not self._variants:
             self.cluster_verdict.setText("")
             return
