@@ -23,7 +23,6 @@ from app.core.catalog.cluster import (
     MemberShare,
     recommend_cluster,
 )
-from app.core.catalog.decode_speed import machine_bandwidth
 from app.core.catalog.estimator import HEADER_BASIS, parallel_cost_bytes
 from app.core.catalog.hub import HubClient
 from app.core.catalog.load_plan import variant_for_file
@@ -41,7 +40,6 @@ from app.core.library.library import ModelLibrary
 from app.core.load_options import KV_CACHE_TYPES
 from app.core.services import AppServices
 from app.core.sizes import format_size
-from app.core.storage.paths import AppPaths
 
 JSON_SCHEMA = 1
 # Slots shown beside the recommendation: chat, an agent and autocomplete at once.
@@ -143,17 +141,11 @@ def _library_file(name: str, library: ModelLibrary) -> Path | None:
         return None
 
 
-def machine_profile(
-    name: str | None, paths: AppPaths, calibration: FitCalibration | None = None
-) -> HardwareProfile:
-    """The named planning profile, else this machine with a RAM bandwidth measured here when no
-    spec figure is known (``calibration``: decode speeds recorded here refine it)."""
-    from app.core.hardware.detect import detect
+def machine_profile(name: str | None, services: AppServices) -> HardwareProfile:
+    """The named planning profile, else this machine (its RAM bandwidth measured if need be)."""
     from app.core.hardware.profiles import get_profile
 
-    if name:
-        return get_profile(name, paths)
-    return machine_bandwidth(detect(paths=paths), paths.data_dir, calibration)
+    return get_profile(name, services.paths) if name else services.this_machine()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -166,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         # Only this machine's own loads correct its estimates; planning never creates the database.
         here = not args.profile and services.paths.database_file.exists()
         calibration = services.fit_feedback.calibration if here else None
-        profile = machine_profile(args.profile, services.paths, calibration)
+        profile = machine_profile(args.profile, services)
         correction = calibration.correction() if calibration else None
         measured = _measured_here(calibration, variants)
         cluster, note = _cluster(args, profile, services)

@@ -29,7 +29,6 @@ from PySide6.QtWidgets import (
 from app.core.catalog.calibration import Correction
 from app.core.catalog.catalog import CatalogEntry, catalog_variants, load_catalog
 from app.core.catalog.cluster import Cluster, ClusterMember, ClusterVerdict, recommend_cluster
-from app.core.catalog.decode_speed import machine_bandwidth
 from app.core.catalog.hub import HubRepo
 from app.core.catalog.recommend import Variant, Verdict, recommend
 from app.core.catalog.remote_gguf import hub_variant_for, variants_for_repo
@@ -162,17 +161,15 @@ class DiscoverPage(QWidget):
 
     # -- machine and suggestions ---------------------------------------------------------------
 
-    def _on_profile_detected(self, detected: HardwareProfile) -> None:
+    def _on_profile_detected(self, profile: HardwareProfile) -> None:
+        self._profile = profile
         services = self._desktop.services
         calibration = services.fit_feedback.calibration
-        data_dir = services.paths.data_dir
         entries = self._entries
 
-        def work() -> tuple[HardwareProfile, Correction | None, list[Suggestion]]:
-            # Speeds need this machine's RAM bandwidth: measured here when no spec gives it.
-            profile = machine_bandwidth(detected, data_dir, calibration)
+        def work() -> tuple[Correction | None, list[Suggestion]]:
             correction = calibration.correction()
-            return profile, correction, suggest(entries, profile, correction)
+            return correction, suggest(entries, profile, correction)
 
         self._desktop.bridge.run(work, self._on_suggested, self._on_failed, owner=self)
         workers = services.settings.engine.workers
@@ -192,10 +189,8 @@ class DiscoverPage(QWidget):
         self._live_workers, self._workers_problem = [], user_message(exc)
         self._show_cluster()
 
-    def _on_suggested(
-        self, found: tuple[HardwareProfile, Correction | None, list[Suggestion]]
-    ) -> None:
-        self._profile, self._correction, suggestions = found
+    def _on_suggested(self, found: tuple[Correction | None, list[Suggestion]]) -> None:
+        self._correction, suggestions = found
         while self._suggestion_row.count():
             taken = self._suggestion_row.takeAt(0)
             widget = taken.widget() if taken else None
