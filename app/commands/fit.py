@@ -401,7 +401,10 @@ def render_cluster(cluster: Cluster, planned: list[ClusterVerdict]) -> str:
     timed = [v for v in planned if v.plan.tokens_per_s is not None] or planned
     if timed:
         lines.append(f"cluster tok/s: {timed[0].plan.speed_basis}")
-    lines.append("split: llama.cpp's default, layers in proportion to each machine's free memory")
+    lines.append(
+        "split: layers in proportion to each machine's free memory (llama.cpp's default); "
+        "memory per machine estimated from the model's layers"
+    )
     return "\n".join(lines)
 
 

@@ -36,7 +36,7 @@ from app.core.catalog.estimator import (
     kv_layer_bytes,
     runtime_bytes,
 )
-from app.core.catalog.fit import EFFICIENCY, GPU_MARGIN, METAL_EFFICIENCY, Machine
+from app.core.catalog.fit import GPU_MARGIN, Machine
 from app.core.catalog.quants import quant_quality
 from app.core.catalog.recommend import CPU_EFFICIENCY, Variant, layer_read_bytes
 from app.core.errors import ConfigError
@@ -110,32 +110,19 @@ class ClusterMember:
         )
 
     @classmethod
-    def reported(
-        cls,
-        address: str,
-        free_bytes: int,
-        description: str,
-        bandwidth_gbs: float | None = None,
-        bandwidth_basis: str = "unknown: a worker reports its memory, not its bandwidth",
-        backend: GpuBackend | None = None,
-    ) -> ClusterMember:
-        """A live worker, from the free memory its RPC server reports for its device."""
+    def reported(cls, address: str, free_bytes: int, description: str) -> ClusterMember:
+        """A live worker, from the free memory its RPC server reports for its devices. It says
+        nothing of its bandwidth or its kind of device, so it is planned as memory only."""
         return cls(
             name=address,
             role="worker",
             memory_bytes=max(free_bytes - GPU_MARGIN, 0),
             memory_basis=f"reported free by the worker ({description}), less a 1 GiB margin",
-            backend=backend,
-            bandwidth_gbs=bandwidth_gbs,
-            efficiency=_backend_efficiency(backend),
-            bandwidth_basis=bandwidth_basis,
+            backend=None,
+            bandwidth_gbs=None,
+            efficiency=CPU_EFFICIENCY,
+            bandwidth_basis="unknown: a worker reports its memory, not its bandwidth",
         )
-
-
-def _backend_efficiency(backend: GpuBackend | None) -> float:
-    if backend is None:
-        return CPU_EFFICIENCY
-    return METAL_EFFICIENCY if backend == "metal" else EFFICIENCY.get(backend, 0.5)
 
 
 def _memory_basis(profile: HardwareProfile, what: str) -> str:
