@@ -151,3 +151,18 @@ def test_decoding_measured_here_is_preferred_and_reproduced(tmp_path: Path) -> N
         assert verdict.tokens_per_s == pytest.approx(4000, rel=0.01)
     finally:
         calibration.close()
+
+
+def test_services_give_this_machine_with_a_bandwidth_and_cache_it() -> None:
+    from app.core.services import AppServices
+
+    with AppServices.create() as services:
+        first = services.this_machine()
+        cache = services.paths.data_dir / CACHE_FILE
+        assert first.ram_bandwidth_gbs
+        # Detection reads no RAM speed on any OS, so this machine's figure is always measured.
+        assert (first.ram_bandwidth_source or "").startswith("measured: copy benchmark")
+        assert cache.exists()
+        assert services.this_machine().ram_bandwidth_gbs == first.ram_bandwidth_gbs
+        # Asking about the machine never creates the database.
+        assert not services.paths.database_file.exists()
