@@ -8,7 +8,7 @@ RPC client aborts its process when a worker is lost, so it never runs in Homefir
 from __future__ import annotations
 
 import ctypes
-import sys
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -26,24 +26,39 @@ RPC_LIBRARY_MISSING = (
 
 
 def _lib_dir() -> Path:
-    import llama_cpp  # loads libllama and libggml the way the binding expects
+    import llama_cpp  # loads libllama, and through it the libggml it was linked against
 
     return Path(llama_cpp.__file__).parent / "lib"
 
 
-def _library_path(stem: str) -> Path | None:
-    suffix = {"darwin": ".dylib", "win32": ".dll"}.get(sys.platform, ".so")
-    name = f"{stem}{suffix}" if sys.platform != "win32" else f"{stem.removeprefix('lib')}{suffix}"
-    path = _lib_dir() / name
-    return path if path.exists() else None
+def _candidates(stem: str) -> list[Path]:
+    """``libggml.so``, ``libggml.so.0``, ``libggml.0.dylib``...: not ``libggml-rpc.so``."""
+    return sorted(p for p in _lib_dir().glob(f"{stem}.*") if ".so" in p.name or ".dylib" in p.name)
 
 
 def rpc_available() -> bool:
     """Whether the installed llama-cpp-python was built with ggml's RPC backend."""
     try:
-        return _library_path("libggml-rpc") is not None
+        return bool(_candidates("libggml-rpc"))
     except ImportError:
         return False
+
+
+def _loaded_library(stem: str) -> ctypes.CDLL:
+    """The copy of ``stem`` that libllama itself loaded.
+
+    Wheels ship ``libggml.so``, ``libggml.so.0``... as separate files rather than links, and
+    each copy loaded has its own device registry: a worker registered in a copy libllama does
+    not use would be invisible to its loads. ``RTLD_NOLOAD`` finds the one already in use.
+    """
+    for path in _candidates(stem):
+        try:
+            return ctypes.CDLL(str(path), mode=os.RTLD_NOLOAD | ctypes.RTLD_GLOBAL)
+        except OSError:
+            continue
+    raise ModelLoadError(
+        RPC_LIBRARY_MISSING if stem == "libggml-rpc" else f"llama.cpp's {stem} is not loaded"
+    )
 
 
 @dataclass(frozen=True)
@@ -62,12 +77,8 @@ class _Ggml:
     """The few registry and RPC functions used, with their C prototypes."""
 
     def __init__(self) -> None:
-        ggml_path = _library_path("libggml")
-        rpc_path = _library_path("libggml-rpc")
-        if ggml_path is None or rpc_path is None:
-            raise ModelLoadError(RPC_LIBRARY_MISSING)
-        ggml = ctypes.CDLL(str(ggml_path))
-        rpc = ctypes.CDLL(str(rpc_path))
+        ggml = _loaded_library("libggml")
+        rpc = _loaded_library("libggml-rpc")
         ptr, size, text = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p
         self.dev_count = _bind(ggml, "ggml_backend_dev_count", size, [])
         self.dev_get = _bind(ggml, "ggml_backend_dev_get", ptr, [size])

@@ -88,10 +88,16 @@ def interpret_build(facts: BuildFacts) -> BuildInfo:
     names = facts.registry
     if names is None:
         names = registry_names_from_system_info(facts.system_info)
+    backends = backends_from_names(names)
+    gpu_offload = facts.gpu_offload
+    if facts.registry is not None:
+        # llama_supports_gpu_offload() is also true for any build with ggml's RPC backend (a
+        # worker's devices are GPUs to llama.cpp): offloading here needs a GPU backend of its own.
+        gpu_offload = gpu_offload and backends != ("cpu",)
     return BuildInfo(
         version=facts.version,
-        gpu_offload=facts.gpu_offload,
-        backends=backends_from_names(names),
+        gpu_offload=gpu_offload,
+        backends=backends,
         devices=facts.devices,
     )
 

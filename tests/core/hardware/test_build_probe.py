@@ -51,6 +51,16 @@ def test_registry_names_map_to_backends_and_unknown_ones_are_ignored() -> None:
     assert interpret_build(facts).backends == ("cpu", "cuda", "vulkan")
 
 
+def test_the_rpc_backend_alone_is_no_gpu_offload() -> None:
+    # llama_supports_gpu_offload() answers true for a CPU build with ggml's RPC backend.
+    facts = BuildFacts("0.3.36", True, ("RPC", "CPU"), (), "")
+
+    info = interpret_build(facts)
+
+    assert info.backends == ("cpu",)
+    assert not info.gpu_offload
+
+
 def test_a_binding_that_cannot_load_is_an_absent_part() -> None:
     def broken() -> BuildFacts:
         raise OSError("libllama.so: cannot open shared object file")
