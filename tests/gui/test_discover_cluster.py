@@ -12,11 +12,17 @@ from pytestqt.qtbot import QtBot
 from app.core.services import AppServices
 from app.gui.desktop import Desktop
 from app.gui.discover.discover_page import CLUSTER_COLUMN, DiscoverPage
-from tests.fixtures.worker_process import worker_address
-
-__all__ = ["worker_address"]
+from tests.fixtures.rpc_workers import require_rpc, workers
 
 MAC_256 = "Mac Studio M3 Ultra 256GB"
+
+
+@pytest.fixture(scope="module")
+def worker_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real `homefire worker` on 127.0.0.1 for the module's tests."""
+    require_rpc()
+    with workers(tmp_path_factory.mktemp("worker-home"), 1) as (worker,):
+        yield worker.address
 
 
 @pytest.fixture

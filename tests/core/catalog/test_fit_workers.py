@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from app.cli import run
 from tests.fixtures.gguf_writer import write_tiny_model
-from tests.fixtures.worker_process import worker_address
+from tests.fixtures.rpc_workers import require_rpc, workers
 
-__all__ = ["worker_address"]
+
+@pytest.fixture(scope="module")
+def worker_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real `homefire worker` on 127.0.0.1 for the module's tests."""
+    require_rpc()
+    with workers(tmp_path_factory.mktemp("worker-home"), 1) as (worker,):
+        yield worker.address
 
 
 def test_fit_plans_with_a_live_workers_reported_memory(
