@@ -117,11 +117,10 @@ def test_the_workers_in_settings_are_planned_with_their_reported_memory(
     qtbot: QtBot, worker_address: str
 ) -> None:
     with _page_with_workers(qtbot, [worker_address]) as discover:
-        index = discover.plan_with.findText("+ the workers in settings (1)")
-        assert index == 1
+        # Configured workers are what Discover plans with from the start.
+        assert discover.plan_with.currentText() == "+ the workers in settings (1)"
         qtbot.waitUntil(lambda: bool(discover._live_workers), timeout=30_000)
         _show(qtbot, discover, "Qwen3 0.6B")
-        discover.plan_with.setCurrentIndex(index)
         assert not discover.table.isColumnHidden(CLUSTER_COLUMN)
         assert discover.cluster_verdict.text().startswith("Across 2 machines: ")
         cells = [
@@ -135,7 +134,7 @@ def test_workers_in_settings_that_do_not_answer_are_said_in_words(qtbot: QtBot) 
         sock.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{sock.getsockname()[1]}"
     with _page_with_workers(qtbot, [address]) as discover:
-        discover.plan_with.setCurrentIndex(1)
+        assert discover.plan_with.currentIndex() == 1
         qtbot.waitUntil(lambda: address in discover.cluster_verdict.text(), timeout=30_000)
         assert discover.cluster_verdict.isVisibleTo(discover)
         assert discover.table.isColumnHidden(CLUSTER_COLUMN)

@@ -99,6 +99,8 @@ class DiscoverPage(QWidget):
         for profile in list_profiles(desktop.services.paths):
             for count in PLAN_COUNTS:
                 self.plan_with.addItem(f"+ {count} × {profile.name}", (count, profile.name))
+        if workers:  # configured workers are planned with unless the user picks otherwise
+            self.plan_with.setCurrentIndex(1)
         self.plan_with.currentIndexChanged.connect(self._on_plan_with_current_index_changed)
         self.cluster_verdict = QLabel()
         self.cluster_verdict.setObjectName("clusterVerdict")
