@@ -1,8 +1,9 @@
 """ggml's RPC backend through ctypes: llama-cpp-python builds it (``-DGGML_RPC=ON``) but binds
 none of it, and ships no ``rpc-server`` program, so the worker and the loader call its C API.
 
-Only ``homefire worker`` and the child process that holds a split model call into here: ggml's
-RPC client aborts its process when a worker is lost, so it never runs in Homefire's own.
+ggml's RPC client aborts its process when a worker is lost, so ``register_worker`` (the client)
+runs only in the child process that holds a split model, never in Homefire's own; the device
+list and the server are safe anywhere.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ import ctypes
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from app.core.errors import ModelLoadError
+from app.core.errors import ConfigError, ModelLoadError
 
 # enum ggml_backend_dev_type in ggml-backend.h, in order.
 _DEVICE_KINDS = ("cpu", "gpu", "igpu", "accel", "meta")
@@ -120,8 +120,8 @@ def _bind(lib: ctypes.CDLL, name: str, restype: object, argtypes: list[object]) 
     return function
 
 
-@cache
 def _ggml() -> _Ggml:
+    # Bound per use (a few lookups): the libraries themselves are the process's, loaded once.
     return _Ggml()
 
 
@@ -141,7 +141,7 @@ def devices_to_share(names: Sequence[str] = ()) -> list[LocalDevice]:
             handle = ggml.dev_by_name(name.encode())
             if not handle:
                 known = ", ".join(device.name for device in available) or "none"
-                raise ModelLoadError(f"no device named {name!r} here; this machine has: {known}")
+                raise ConfigError(f"no device named {name!r} here; this machine has: {known}")
             chosen.append(ggml.device(handle))
         return chosen
     accelerators = [device for device in available if device.kind in ("gpu", "igpu")]
