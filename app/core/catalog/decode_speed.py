@@ -4,7 +4,8 @@ The closed loop records the fastest decode rate of each CPU load (``FitCalibrati
 per token × tokens/s is the bandwidth decoding really reached; the estimator multiplies a
 bandwidth by the CPU's efficiency, so the figure handed to it is that rate ÷ the efficiency, which
 makes the estimate reproduce the measured speed for that model. The fastest recent load wins: a
-reply that shared the CPU with other work under-reports.
+reply that shared the CPU with other work under-reports. Only models big enough to be limited by
+memory count (``MIN_BYTES_PER_TOKEN``).
 
 ``machine_bandwidth`` decides, in one place, which figure this machine's estimates use: a spec
 figure when the profile has one, else decoding measured here, else the copy benchmark.
@@ -27,10 +28,15 @@ from app.core.hardware.bandwidth import (
     with_ram_bandwidth,
 )
 from app.core.hardware.profile import HardwareProfile
+from app.core.sizes import GIB
 
 log = logging.getLogger(__name__)
 
 RECENT_LOADS = 20
+# Below this many bytes read per token a CPU's decode is bound by its arithmetic and per-token
+# overhead more than by memory (the starter model runs far under its bandwidth), so its rate
+# says little about the bandwidth a big model gets.
+MIN_BYTES_PER_TOKEN = 1 * GIB
 
 
 def bytes_read_per_token(facts: ModelFacts) -> float:
@@ -39,8 +45,11 @@ def bytes_read_per_token(facts: ModelFacts) -> float:
     return total + facts.output_bytes + facts.tied_output_bytes
 
 
-def bandwidth_from_decoding(calibration: FitCalibration) -> RamBandwidth | None:
-    """The bandwidth the fastest recent CPU decode here implies, or None before any."""
+def bandwidth_from_decoding(
+    calibration: FitCalibration, min_bytes_per_token: int = MIN_BYTES_PER_TOKEN
+) -> RamBandwidth | None:
+    """The bandwidth the fastest recent CPU decode here implies, or None before any decode of
+    a model reading at least ``min_bytes_per_token``."""
     best: tuple[float, float, str] | None = None  # (GB/s read, tok/s, model)
     for m in calibration.measurements(limit=RECENT_LOADS):
         if not m.measured_tokens_per_s or m.n_gpu_layers != 0:
@@ -50,7 +59,10 @@ def bandwidth_from_decoding(calibration: FitCalibration) -> RamBandwidth | None:
         except (AppError, OSError) as exc:  # moved or deleted since: nothing to learn from it
             log.info("no bandwidth from %s: %s", m.model_path, exc)
             continue
-        gbs = bytes_read_per_token(facts) * m.measured_tokens_per_s / 1e9
+        read = bytes_read_per_token(facts)
+        if read < min_bytes_per_token:
+            continue
+        gbs = read * m.measured_tokens_per_s / 1e9
         if best is None or gbs > best[0]:
             best = (gbs, m.measured_tokens_per_s, m.model_name)
     if best is None or best[0] <= 0:
@@ -64,7 +76,10 @@ def bandwidth_from_decoding(calibration: FitCalibration) -> RamBandwidth | None:
 
 
 def machine_bandwidth(
-    profile: HardwareProfile, data_dir: Path, calibration: FitCalibration | None
+    profile: HardwareProfile,
+    data_dir: Path,
+    calibration: FitCalibration | None,
+    min_bytes_per_token: int = MIN_BYTES_PER_TOKEN,
 ) -> HardwareProfile:
     """``profile`` with a RAM bandwidth: its spec figure, else one measured on this machine.
 
@@ -73,7 +88,9 @@ def machine_bandwidth(
     """
     if profile.ram_bandwidth_gbs or profile.source != "detected":
         return profile
-    learned = bandwidth_from_decoding(calibration) if calibration is not None else None
+    learned = None
+    if calibration is not None:
+        learned = bandwidth_from_decoding(calibration, min_bytes_per_token)
     if learned is not None:
         return with_ram_bandwidth(profile, learned)
     copy = measured_copy_bandwidth(data_dir / CACHE_FILE, profile.cpu)

@@ -138,12 +138,18 @@ def test_decoding_measured_here_is_preferred_and_reproduced(tmp_path: Path) -> N
         )  # fmt: skip
         calibration.record_speed(gone, 99999.0, None)
 
-        learned = bandwidth_from_decoding(calibration)
+        # A model this small is bound by arithmetic, not memory: its rate is no bandwidth, and
+        # this machine's figure stays the copy benchmark's.
+        assert bandwidth_from_decoding(calibration) is None
+        copied = machine_bandwidth(_detected(), tmp_path / "copy", calibration)
+        assert (copied.ram_bandwidth_source or "").startswith("measured: copy benchmark")
+        # Counted as if it were big enough (the rule for a model reading gigabytes per token):
+        learned = bandwidth_from_decoding(calibration, min_bytes_per_token=0)
         assert learned is not None
         assert learned.source.startswith("measured from decoding: tiny at 4000 tok/s")
         assert learned.gbs == pytest.approx(bytes_read_per_token(facts) * 4000 / 1e9 / 0.6)
 
-        profile = machine_bandwidth(_detected(), tmp_path, calibration)
+        profile = machine_bandwidth(_detected(), tmp_path, calibration, min_bytes_per_token=0)
         assert (profile.ram_bandwidth_source or "").startswith("measured from decoding")
         assert not (tmp_path / CACHE_FILE).exists()  # no benchmark needed
         # The estimate for the model that was timed is the rate it was timed at.
