@@ -9,6 +9,7 @@ import sys
 import threading
 from typing import Any
 
+from app.core.cluster.loader import probe_workers
 from app.core.errors import ConfigError, UnknownModel
 from app.core.load_options import LoadOptions
 from app.core.server.config import API_KEY_ENV, ServerChoices, key_source, server_config
@@ -31,6 +32,19 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
     parser.add_argument("--ctx", type=int, help="context length in tokens (default 4096)")
     parser.add_argument("--gpu-layers", type=int, default=0, help="layers to offload (-1: all)")
+    parser.add_argument(
+        "--worker",
+        action="append",
+        metavar="HOST:PORT",
+        help="a machine running `homefire worker` that holds part of the model (repeatable; "
+        "default: the settings' engine.workers)",
+    )
+    parser.add_argument(
+        "--tensor-split",
+        metavar="W,W,...",
+        help="how the layers are shared: one weight per machine, this one first, then each "
+        "--worker (default: by each one's free memory)",
+    )
     key = parser.add_mutually_exclusive_group()
     key.add_argument(
         "--api-key-stdin",
@@ -62,8 +76,19 @@ def run(args: argparse.Namespace) -> int:
         wanted = args.model or settings.default_model or _first_model(services)
         model = services.library.resolve(wanted)
         print(f"Loading {model.name} ...", file=sys.stderr)  # noqa: T201
+        workers = tuple(args.worker if args.worker is not None else settings.engine.workers)
+        for memory in probe_workers(workers):
+            print(  # noqa: T201
+                f"Worker {memory.address}: {format_size(memory.free_bytes)} free of "
+                f"{format_size(memory.total_bytes)} ({memory.description})",
+                file=sys.stderr,
+            )
         options = LoadOptions(
-            model.path, n_ctx=args.ctx or settings.engine.n_ctx, n_gpu_layers=args.gpu_layers
+            model.path,
+            n_ctx=args.ctx or settings.engine.n_ctx,
+            n_gpu_layers=args.gpu_layers,
+            workers=workers,
+            tensor_split=_tensor_split(args.tensor_split, len(workers)),
         )
         info = services.load_model(model, options)
         measured = services.fit_feedback.last_load()
@@ -86,6 +111,21 @@ def run(args: argparse.Namespace) -> int:
         return 0
     finally:
         services.close()
+
+
+def _tensor_split(text: str | None, workers: int) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        weights = tuple(float(part) for part in text.replace(" ", "").split(","))
+    except ValueError as exc:
+        raise ConfigError(f"--tensor-split {text!r}: write numbers separated by commas") from exc
+    if len(weights) != workers + 1:
+        raise ConfigError(
+            f"--tensor-split has {len(weights)} weights for {workers + 1} machines "
+            "(this one first, then each --worker)"
+        )
+    return weights
 
 
 def _given_key(args: argparse.Namespace) -> str | None:

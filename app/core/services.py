@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -17,15 +17,21 @@ from typing import Any, TypeVar, cast
 import psutil
 
 from app.core.catalog.calibration import FitCalibration
+from app.core.catalog.cluster import ClusterMember
+from app.core.catalog.decode_speed import machine_bandwidth
 from app.core.catalog.estimator import LoadPlan, ModelFacts, parallel_that_fits
 from app.core.catalog.gguf_header import read_local_model
 from app.core.catalog.hub import HubClient
 from app.core.chats.store import ChatStore
+from app.core.cluster.backend_process import Deadlines
+from app.core.cluster.loader import backend_factory, probe_workers
 from app.core.downloads.manager import DownloadManager
 from app.core.engine.engine import Engine, GenerationObserver
 from app.core.engine.result import ModelInfo
 from app.core.errors import AppError, Cancelled
 from app.core.fit_feedback import FitFeedback
+from app.core.hardware.detect import detect
+from app.core.hardware.profile import HardwareProfile
 from app.core.library.last_model import LastModelStore
 from app.core.library.model import LibraryModel
 from app.core.library.sources import build_library, other_tools_copies
@@ -134,7 +140,12 @@ class AppServices:
         observers: list[GenerationObserver] = [self.fit_feedback]
         if self.settings.usage.record:
             observers.append(UsageRecorder(self.ledger, open_energy_meter(_nvml())))
-        return Engine(max_pending=self.settings.engine.max_pending, observers=observers)
+        deadlines = Deadlines(call_s=self.settings.engine.worker_timeout_s)
+        return Engine(
+            backend_factory=backend_factory(deadlines),
+            max_pending=self.settings.engine.max_pending,
+            observers=observers,
+        )
 
     def open_stores(self) -> None:
         """Open the databases now, so a broken one stops start-up with its message.
@@ -169,8 +180,31 @@ class AppServices:
             parallel=parallel,
         )
         info = self.engine.load(load).result()
-        self.fit_feedback.model_loaded(load, info)
+        if not load.workers:  # a split model's memory is not this process's to measure
+            self.fit_feedback.model_loaded(load, info)
         return info
+
+    def this_machine(self) -> HardwareProfile:
+        """This machine, detected, with a RAM bandwidth measured here when no spec figure gives
+        one (decode speeds recorded here refine it), so every estimate has a speed.
+
+        Blocking: probes run commands, and the first call on a machine runs the copy benchmark.
+        Reads the database only when it exists: asking about the machine never creates it.
+        """
+        here = self.paths.database_file.exists()
+        calibration = self.fit_feedback.calibration if here else None
+        return machine_bandwidth(detect(paths=self.paths), self.paths.data_dir, calibration)
+
+    def worker_members(self, workers: Sequence[str]) -> list[ClusterMember]:
+        """Live workers as members of a cluster plan, from the free memory each reports.
+
+        Blocking: each probe ends within its deadline; the first worker that fails raises its
+        ``WorkerError`` (unreachable, another protocol version, not a worker).
+        """
+        return [
+            ClusterMember.reported(str(memory.address), memory.free_bytes, memory.description)
+            for memory in probe_workers(workers)
+        ]
 
     def start_server(self, config: ServerConfig) -> ServerRunner:
         self.stop_server()

@@ -52,6 +52,7 @@ from app.core.errors import (
     EngineBusy,
     ModelNotLoaded,
     TemplateError,
+    WorkerLost,
 )
 from app.core.load_options import LoadOptions
 
@@ -604,6 +605,8 @@ class Engine:
         except BaseException as exc:  # noqa: BLE001 - the request's own failure
             job.future.set_exception(exc)
             self._release(job)
+            if isinstance(exc, WorkerLost):
+                self._lose_backend(exc)
             return
         free = [slot for slot in self._slots if slot.generation is None]
         slot = max(free, key=lambda s: (_common_prefix(s.cached, prompt), -s.last_used))
@@ -661,6 +664,9 @@ class Engine:
         by_seq = {generation.slot.seq: generation for generation in self._running}
         try:
             decoded = backend.decode(spans, should_abort)
+        except WorkerLost as exc:
+            self._lose_backend(exc)
+            return
         except Exception as exc:  # a failed decode fails its sequences, not the engine
             log.exception("decode failed")
             for generation in list(self._running):
@@ -683,6 +689,9 @@ class Engine:
                 continue
             try:
                 going = generation.accept(generation.sampler.sample(index))
+            except WorkerLost as exc:
+                self._lose_backend(exc)
+                return
             except Exception as exc:  # noqa: BLE001 - e.g. a chunk callback failed
                 self._finish(generation, error=exc)
                 continue
@@ -690,6 +699,13 @@ class Engine:
                 self._notify_progress(generation.job_id, generation.completion_tokens)
             else:
                 self._finish(generation)
+
+    def _lose_backend(self, error: WorkerLost) -> None:
+        """A worker holding part of the model is gone: fail what runs, unload what is left, so
+        the next load (without that worker) starts clean."""
+        for generation in list(self._running):
+            self._finish(generation, error=error)
+        self._unload()
 
     @staticmethod
     def _forget_from(backend: Backend, slot: _Slot, start: int) -> None:

@@ -23,6 +23,11 @@ from app.core.errors import (
     TemplateError,
     UnknownModel,
     UnsupportedRequest,
+    WorkerError,
+    WorkerIncompatible,
+    WorkerLost,
+    WorkerTooSmall,
+    WorkerUnreachable,
 )
 
 
@@ -132,6 +137,15 @@ def api_error_for(exc: AppError) -> ApiError:
         return ApiError(404, exc.user_message, code="model_not_found", param="model")
     if isinstance(exc, TemplateError):
         return ApiError(400, exc.user_message, code="chat_template_error", param="messages")
+    if isinstance(exc, WorkerError):
+        # A machine this one depends on failed: a bad gateway, not a fault of the request.
+        code = {
+            WorkerLost: "worker_lost",
+            WorkerUnreachable: "worker_unreachable",
+            WorkerIncompatible: "worker_incompatible",
+            WorkerTooSmall: "worker_too_small",
+        }.get(type(exc), "worker_error")
+        return ApiError(502, exc.user_message, type_="server_error", code=code)
     if isinstance(exc, UnsupportedRequest):
         return ApiError(400, exc.user_message, code="unsupported_request")
     return ApiError(500, exc.user_message, type_="server_error", code="internal_error")
