@@ -15,11 +15,22 @@ from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 
 from app import __version__
-from app.commands import fit, hw, ls, pull, rm, search, serve, token, usage
+from app.commands import fit, hw, ls, pull, rm, search, serve, token, usage, worker
 from app.core.errors import AppError
 
 # Commands register themselves in this order in `homefire --help`.
-COMMAND_MODULES: tuple[ModuleType, ...] = (serve, hw, fit, search, pull, ls, rm, token, usage)
+COMMAND_MODULES: tuple[ModuleType, ...] = (
+    serve,
+    worker,
+    hw,
+    fit,
+    search,
+    pull,
+    ls,
+    rm,
+    token,
+    usage,
+)
 
 CommandFunc = Callable[[argparse.Namespace], int]
 

@@ -23,6 +23,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 CACHE = Path.home() / ".cache" / "homefire-bench"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def engine_cmake_args() -> list[str]:
+    """The ggml flags Homefire's own engine is built with (the installers' recipe, which the dev
+    venv installs too), so both sides run the same kernels: ``GGML_NATIVE=OFF`` on both."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from installers.engine import recipe_for
+    finally:
+        sys.path.remove(str(ROOT))
+    return [arg for arg in recipe_for().cmake_args if arg.startswith("-DGGML_")]
 
 
 def installed_version() -> str:
@@ -32,7 +44,11 @@ def installed_version() -> str:
 def llama_server_binary(version: str | None = None) -> Path:
     """The cached ``llama-server`` for this llama-cpp-python version, built when missing."""
     version = version or installed_version()
-    root = CACHE / f"llama-cpp-python-{version}"
+    flags = engine_cmake_args()
+    # A folder per flag set: a build with other ggml flags is another binary.
+    root = (
+        CACHE / f"llama-cpp-python-{version}-{'-'.join(f.removeprefix('-DGGML_') for f in flags)}"
+    )
     binary = root / "build" / "bin" / "llama-server"
     if binary.exists():
         return binary
@@ -58,7 +74,7 @@ def llama_server_binary(version: str | None = None) -> Path:
     llama_cpp = source / "vendor" / "llama.cpp"
     subprocess.run(
         ["cmake", "-S", str(llama_cpp), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
-         "-DLLAMA_CURL=OFF", "-DGGML_NATIVE=ON", "-DLLAMA_BUILD_TESTS=OFF",
+         "-DLLAMA_CURL=OFF", *flags, "-DLLAMA_BUILD_TESTS=OFF",
          "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON"],
         check=True,
     )  # fmt: skip

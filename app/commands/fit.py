@@ -16,18 +16,30 @@ from typing import Any
 
 from app.core.catalog.calibration import FitCalibration, LoadMeasurement
 from app.core.catalog.catalog import catalog_variants, find_entry, load_catalog
+from app.core.catalog.cluster import (
+    Cluster,
+    ClusterMember,
+    ClusterVerdict,
+    MemberShare,
+    recommend_cluster,
+)
 from app.core.catalog.estimator import HEADER_BASIS, parallel_cost_bytes
 from app.core.catalog.hub import HubClient
 from app.core.catalog.load_plan import variant_for_file
 from app.core.catalog.recommend import Goal, Variant, Verdict, recommend
 from app.core.catalog.remote_gguf import variants_for_repo as remote_variants_for_repo
-from app.core.errors import ConfigError, HubOffline, InvalidModelFile, UnknownModel
+from app.core.errors import (
+    ConfigError,
+    HubOffline,
+    InvalidModelFile,
+    UnknownModel,
+    WorkerError,
+)
 from app.core.hardware.profile import HardwareProfile
 from app.core.library.library import ModelLibrary
 from app.core.load_options import KV_CACHE_TYPES
 from app.core.services import AppServices
 from app.core.sizes import format_size
-from app.core.storage.paths import AppPaths
 
 JSON_SCHEMA = 1
 # Slots shown beside the recommendation: chat, an agent and autocomplete at once.
@@ -58,6 +70,26 @@ def register(subparsers: Any) -> None:
         "--goal", choices=("balanced", "quality", "speed"), default="balanced",
         help="what the recommendation favours (default balanced)",
     )  # fmt: skip
+    parser.add_argument(
+        "--cluster",
+        action="append",
+        metavar="PROFILE",
+        help='plan across workers too: a profile or "N x PROFILE" (repeatable), e.g. '
+        '"2x Mac Studio M3 Ultra 256GB"',
+    )
+    parser.add_argument(
+        "--worker",
+        action="append",
+        metavar="HOST:PORT",
+        help="plan with a running `homefire worker` and the memory it reports (repeatable; "
+        "default: the setting engine.workers when neither --cluster nor --profile is given)",
+    )
+    parser.add_argument(
+        "--link-gbps",
+        type=float,
+        help="network bandwidth to the workers in Gbit/s (default: setting "
+        "engine.worker_link_gbps, 10)",
+    )
     parser.add_argument("--json", action="store_true", help="stable JSON output (schema 1)")
     parser.set_defaults(func=run)
 
@@ -109,35 +141,75 @@ def _library_file(name: str, library: ModelLibrary) -> Path | None:
         return None
 
 
-def machine_profile(name: str | None, paths: AppPaths) -> HardwareProfile:
-    from app.core.hardware.detect import detect
+def machine_profile(name: str | None, services: AppServices) -> HardwareProfile:
+    """The named planning profile, else this machine (its RAM bandwidth measured if need be)."""
     from app.core.hardware.profiles import get_profile
 
-    return get_profile(name, paths) if name else detect(paths=paths)
+    return get_profile(name, services.paths) if name else services.this_machine()
 
 
 def run(args: argparse.Namespace) -> int:
     if args.ctx < 1:
         raise ConfigError("--ctx must be a positive number of tokens")
+    if args.link_gbps is not None and not args.link_gbps > 0:
+        raise ConfigError("--link-gbps must be a positive number of Gbit/s")
     with AppServices.create() as services:
         title, variants = resolve_model(args.model, services)
-        profile = machine_profile(args.profile, services.paths)
         # Only this machine's own loads correct its estimates; planning never creates the database.
         here = not args.profile and services.paths.database_file.exists()
         calibration = services.fit_feedback.calibration if here else None
+        profile = machine_profile(args.profile, services)
         correction = calibration.correction() if calibration else None
         measured = _measured_here(calibration, variants)
+        cluster, note = _cluster(args, profile, services)
     goal: Goal = args.goal
     verdicts = recommend(profile, variants, args.ctx, goal, args.kv_cache_type, correction)
+    planned = recommend_cluster(variants, args.ctx, cluster, args.kv_cache_type) if cluster else []
     if args.json:
         report = to_json(title, profile, args, verdicts)
         report["measured_here"] = [_measurement_json(m) for m in measured]
+        add_cluster_json(report, cluster, planned)
+        report["cluster_note"] = note
         print(json.dumps(report, indent=2))  # noqa: T201
     else:
         print(render_table(title, profile, args.ctx, verdicts))  # noqa: T201
+        if cluster is not None:
+            print(render_cluster(cluster, planned))  # noqa: T201
+        if note:
+            print(f"\n{note}")  # noqa: T201
         for line in _measured_lines(measured):
             print(line)  # noqa: T201
     return 0
+
+
+def _cluster(
+    args: argparse.Namespace, profile: HardwareProfile, services: AppServices
+) -> tuple[Cluster | None, str | None]:
+    """The machine planned for plus its workers: planning profiles (``--cluster``) and live
+    workers (``--worker``, else the settings' when planning this machine alone). None without
+    any; a settings worker that cannot be probed leaves a note instead of an error."""
+    from app.core.hardware.profiles import get_profiles
+
+    profiles = [w for spec in args.cluster or () for w in get_profiles(spec, services.paths)]
+    names = [p.name for p in profiles]
+    workers = []
+    for index, worker in enumerate(profiles):
+        member = ClusterMember.of_profile(worker, "worker")
+        if names.count(worker.name) > 1:  # "Mac Studio M3 Ultra 256GB #2": tell twins apart
+            member = replace(member, name=f"{worker.name} #{names[: index + 1].count(worker.name)}")
+        workers.append(member)
+    note = None
+    if args.worker:
+        workers += services.worker_members(args.worker)
+    elif not args.cluster and not args.profile and services.settings.engine.workers:
+        try:
+            workers += services.worker_members(services.settings.engine.workers)
+        except WorkerError as exc:
+            note = f"workers in settings not planned with: {exc.user_message}"
+    if not workers:
+        return None, note
+    link = args.link_gbps or services.settings.engine.worker_link_gbps
+    return Cluster(ClusterMember.of_profile(profile, "here"), tuple(workers), link), note
 
 
 def _measured_here(
@@ -233,6 +305,10 @@ def render_table(title: str, profile: HardwareProfile, n_ctx: int, verdicts: lis
     lines.append(f"file sizes: {'; '.join(bases)}")
     lines.append(f"memory: {'; '.join(memory) or HEADER_BASIS}")
     lines.append(f"tok/s: {SPEED_BASIS}")
+    if profile.ram_bandwidth_gbs and (profile.ram_bandwidth_source or "").startswith("measured"):
+        lines.append(
+            f"RAM bandwidth: {profile.ram_bandwidth_gbs:.1f} GB/s, {profile.ram_bandwidth_source}"
+        )
     lines.append(f"quality loss: {QUALITY_BASIS}")
     return "\n".join(lines)
 
@@ -276,4 +352,119 @@ def _variant_json(v: Verdict) -> dict[str, Any]:
             "basis": v.quality.basis,
         },
         "recommended": v.recommended,
+    }
+
+
+def _layers(share: MemberShare) -> str:
+    if not share.n_layers:
+        return "output layer" if share.output else "nothing"
+    last = share.first_layer + share.n_layers - 1
+    return f"layers {share.first_layer}-{last}" + (" + output" if share.output else "")
+
+
+def _member_name(share: MemberShare) -> str:
+    member = share.member
+    return "here" if member.role == "here" else member.name
+
+
+def render_cluster(cluster: Cluster, planned: list[ClusterVerdict]) -> str:
+    workers = [m.name.split(" #")[0] for m in cluster.workers]
+    kinds = list(dict.fromkeys(workers))
+    named = " + ".join(f"{workers.count(n)} × {n}" if workers.count(n) > 1 else n for n in kinds)
+    lines = [
+        "",
+        f"across {len(cluster.members)} machines: {cluster.here.name} + {named}, "
+        f"{cluster.link_gbps:g} Gbit/s link",
+    ]
+    head = ("", "quant", "verdict", "tok/s", "split")
+    rows = [head]
+    for v in planned:
+        plan = v.plan
+        tps = "-" if plan.tokens_per_s is None else f"~{plan.tokens_per_s:.0f}"
+        split = "; ".join(
+            f"{_layers(s)} {_member_name(s)} ({format_size(s.need_bytes)})"
+            for s in plan.shares
+            if s.n_layers or s.output
+        )
+        verdict = {"fits": "fits", "tight": "tight", "no_fit": "does not fit"}[plan.kind]
+        rows.append(("*" if v.recommended else "", v.variant.quant, verdict, tps, split))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
+    for r in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+    pick = next((v for v in planned if v.recommended), None)
+    lines.append("")
+    if pick is None:
+        best = planned[-1].plan.text if planned else "no variants"
+        lines.append(f"nothing fits the cluster ({best})")
+    else:
+        lines.append(f"* recommended across the cluster: {pick.variant.quant}, {pick.plan.text}")
+    timed = [v for v in planned if v.plan.tokens_per_s is not None] or planned
+    if timed:
+        lines.append(f"cluster tok/s: {timed[0].plan.speed_basis}")
+    lines.append(
+        "split: layers in proportion to each machine's free memory (llama.cpp's default); "
+        "memory per machine estimated from the model's layers"
+    )
+    return "\n".join(lines)
+
+
+def add_cluster_json(
+    report: dict[str, Any], cluster: Cluster | None, planned: list[ClusterVerdict]
+) -> None:
+    """Schema 1's cluster keys: null without ``--cluster``, so the keys are always there."""
+    report["cluster"] = None
+    if cluster is not None:
+        report["cluster"] = {
+            "link_gbps": cluster.link_gbps,
+            "members": [_member_json(m) for m in cluster.members],
+            "recommended": next((v.variant.quant for v in planned if v.recommended), None),
+        }
+    for variant in report["variants"]:
+        variant["cluster"] = None
+        variant["split"] = None
+    if cluster is None:
+        return
+    by_quant = {v.variant.quant: v for v in planned}
+    for variant in report["variants"]:
+        found = by_quant.get(variant["quant"])
+        if found is None:
+            continue
+        plan = found.plan
+        variant["cluster"] = {
+            "verdict": plan.kind,
+            "text": plan.text,
+            "tokens_per_s": None if plan.tokens_per_s is None else round(plan.tokens_per_s, 1),
+            "tokens_per_s_basis": plan.speed_basis,
+            "network_ms_per_token": round(plan.network_s_per_token * 1000, 3),
+            "recommended": found.recommended,
+        }
+        variant["split"] = [_share_json(s) for s in plan.shares]
+
+
+def _member_json(member: ClusterMember) -> dict[str, Any]:
+    return {
+        "name": member.name,
+        "role": member.role,
+        "memory_bytes": member.memory_bytes,
+        "memory_basis": member.memory_basis,
+        "backend": member.backend,
+        "bandwidth_gbs": member.bandwidth_gbs,
+        "bandwidth_basis": member.bandwidth_basis,
+    }
+
+
+def _share_json(share: MemberShare) -> dict[str, Any]:
+    return {
+        "member": share.member.name,
+        "role": share.member.role,
+        "first_layer": share.first_layer,
+        "n_layers": share.n_layers,
+        "output_layer": share.output,
+        "weights_bytes": share.weights_bytes,
+        "kv_bytes": share.kv_bytes,
+        "compute_bytes": share.compute_bytes,
+        "other_bytes": share.other_bytes,
+        "need_bytes": share.need_bytes,
+        "memory_bytes": share.member.memory_bytes,
+        "fits": share.fits,
     }

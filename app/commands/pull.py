@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from app.core.catalog.hub import HubClient, HubVariant
+from app.core.catalog.hub import HubVariant
 from app.core.catalog.quants import normalise_quant_name
 from app.core.downloads.manager import DownloadProgress, DownloadRequest
 from app.core.errors import AppError, ConfigError, RepoNotFound
@@ -53,7 +53,7 @@ def _pull(args: argparse.Namespace, services: AppServices) -> int:
     variants = [v for v in hub.variants(args.repo, args.revision) if v.complete]
     if not variants:
         raise RepoNotFound(f"{args.repo} has no complete GGUF variant to download")
-    variant, why = choose_variant(variants, args.quant, args.file, hub)
+    variant, why = choose_variant(variants, args.quant, args.file, services)
     print(  # noqa: T201
         f"{args.repo}: {variant.quant or variant.key}, {format_size(variant.size_bytes)} "
         f"in {len(variant.files)} file{'s' if len(variant.files) > 1 else ''} ({why})"
@@ -83,7 +83,7 @@ def _pull(args: argparse.Namespace, services: AppServices) -> int:
 
 
 def choose_variant(
-    variants: list[HubVariant], quant: str | None, filename: str | None, hub: HubClient
+    variants: list[HubVariant], quant: str | None, filename: str | None, services: AppServices
 ) -> tuple[HubVariant, str]:
     """The variant asked for, or the recommender's pick for this machine, and why."""
     if filename is not None:
@@ -99,7 +99,7 @@ def choose_variant(
         if matching:
             raise ConfigError(f"several {wanted} files; pick one with --file: {_keys(matching)}")
         raise ConfigError(f"no {wanted} variant; available: {_quants(variants)}")
-    picked = _recommended(variants, hub)
+    picked = _recommended(variants, services)
     if picked is not None:
         return picked
     for name in FALLBACK_ORDER:
@@ -110,15 +110,16 @@ def choose_variant(
     return smallest, "no --quant given and no usual quant: the smallest variant"
 
 
-def _recommended(variants: list[HubVariant], hub: HubClient) -> tuple[HubVariant, str] | None:
+def _recommended(
+    variants: list[HubVariant], services: AppServices
+) -> tuple[HubVariant, str] | None:
     """The recommender's pick, from each variant's header read over HTTP Range requests."""
     from app.core.catalog.recommend import recommend
     from app.core.catalog.remote_gguf import hub_variant_for, variants_for_repo
-    from app.core.hardware.detect import detect
 
     try:
-        described = variants_for_repo(variants[0].repo_id, hub)
-        verdicts = recommend(detect(), described, n_ctx=4096)
+        described = variants_for_repo(variants[0].repo_id, services.hub)
+        verdicts = recommend(services.this_machine(), described, n_ctx=4096)
     except AppError as exc:
         print(f"(cannot judge the variants for this machine: {exc.user_message})")  # noqa: T201
         return None

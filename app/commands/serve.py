@@ -13,6 +13,7 @@ import sys
 import threading
 from typing import Any
 
+from app.core.cluster.loader import probe_workers
 from app.core.errors import ConfigError, UnknownModel
 from app.core.load_options import LoadOptions
 from app.core.pool.keep_alive import describe_keep_alive, parse_keep_alive
@@ -55,6 +56,19 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="models loaded at once (default: as many as memory holds)",
     )
+    parser.add_argument(
+        "--worker",
+        action="append",
+        metavar="HOST:PORT",
+        help="a machine running `homefire worker` that holds part of the model (repeatable; "
+        "default: the settings' engine.workers)",
+    )
+    parser.add_argument(
+        "--tensor-split",
+        metavar="W,W,...",
+        help="how the layers are shared: one weight per machine, this one first, then each "
+        "--worker (default: by each one's free memory)",
+    )
     key = parser.add_mutually_exclusive_group()
     key.add_argument(
         "--api-key-stdin",
@@ -87,8 +101,19 @@ def run(args: argparse.Namespace) -> int:
         wanted = args.model or settings.default_model or _first_model(services)
         model = services.library.resolve(wanted)
         print(f"Loading {model.name} ...", file=sys.stderr)  # noqa: T201
+        workers = tuple(args.worker if args.worker is not None else settings.engine.workers)
+        for memory in probe_workers(workers):
+            print(  # noqa: T201
+                f"Worker {memory.address}: {format_size(memory.free_bytes)} free of "
+                f"{format_size(memory.total_bytes)} ({memory.description})",
+                file=sys.stderr,
+            )
         options = LoadOptions(
-            model.path, n_ctx=args.ctx or settings.engine.n_ctx, n_gpu_layers=args.gpu_layers
+            model.path,
+            n_ctx=args.ctx or settings.engine.n_ctx,
+            n_gpu_layers=args.gpu_layers,
+            workers=workers,
+            tensor_split=_tensor_split(args.tensor_split, len(workers)),
         )
         info = services.load_model(model, options, keep_alive_s=settings.engine.keep_alive_s)
         measured = services.fit_feedback.last_load()
@@ -134,6 +159,21 @@ def _apply_pool_flags(args: argparse.Namespace, engine: EngineSettings) -> None:
         if args.max_loaded_models < 1:
             raise ConfigError("--max-loaded-models must be at least 1")
         engine.max_loaded_models = args.max_loaded_models
+
+
+def _tensor_split(text: str | None, workers: int) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        weights = tuple(float(part) for part in text.replace(" ", "").split(","))
+    except ValueError as exc:
+        raise ConfigError(f"--tensor-split {text!r}: write numbers separated by commas") from exc
+    if len(weights) != workers + 1:
+        raise ConfigError(
+            f"--tensor-split has {len(weights)} weights for {workers + 1} machines "
+            "(this one first, then each --worker)"
+        )
+    return weights
 
 
 def _given_key(args: argparse.Namespace) -> str | None:

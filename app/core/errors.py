@@ -199,3 +199,23 @@ class GrammarRefused(UnsupportedRequest):
         super().__init__(f"{field}: {problem}" if field else problem)
         self.field = field
         self.problem = problem
+
+
+class WorkerError(AppError):
+    """A worker machine (``homefire worker``) cannot take or keep its part of a model."""
+
+
+class WorkerUnreachable(WorkerError):
+    """No worker answers at the address (nothing listening, a firewall, a wrong port, a timeout)."""
+
+
+class WorkerIncompatible(WorkerError):
+    """Something answers at the address, but not ggml's RPC protocol in our version."""
+
+
+class WorkerTooSmall(WorkerError):
+    """A worker (or the machines together) has too little free memory for its part of the model."""
+
+
+class WorkerLost(WorkerError):
+    """A worker stopped answering while a model split onto it was in use; the model is unloaded."""

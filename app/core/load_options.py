@@ -36,3 +36,8 @@ class LoadOptions:
     seed: int | None = None
     # Sequence slots decoded together (llama.cpp's --parallel); each holds n_ctx tokens.
     parallel: int = DEFAULT_PARALLEL
+    # Machines running `homefire worker` ("host:port") that hold part of the model's layers.
+    workers: tuple[str, ...] = ()
+    # How the layers are shared: one weight per machine, this one first, then each worker in
+    # order (as llama.cpp's --tensor-split); None: in proportion to each one's free memory.
+    tensor_split: tuple[float, ...] | None = None

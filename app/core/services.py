@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -17,16 +17,22 @@ from typing import Any, TypeVar, cast
 import psutil
 
 from app.core.catalog.calibration import FitCalibration
+from app.core.catalog.cluster import ClusterMember
+from app.core.catalog.decode_speed import machine_bandwidth
 from app.core.catalog.estimator import LoadPlan, ModelFacts, parallel_that_fits
 from app.core.catalog.fit import Machine
 from app.core.catalog.gguf_header import read_local_model
 from app.core.catalog.hub import HubClient
 from app.core.chats.store import ChatStore
+from app.core.cluster.backend_process import Deadlines
+from app.core.cluster.loader import backend_factory, probe_workers
 from app.core.downloads.manager import DownloadManager
 from app.core.engine.engine import Engine, GenerationObserver
 from app.core.engine.result import ModelInfo
 from app.core.errors import AppError, Cancelled
 from app.core.fit_feedback import FitFeedback
+from app.core.hardware.detect import detect
+from app.core.hardware.profile import HardwareProfile
 from app.core.library.last_model import LastModelStore
 from app.core.library.model import LibraryModel
 from app.core.library.sources import build_library, other_tools_copies
@@ -143,8 +149,12 @@ class AppServices:
         engine_settings = self.settings.engine
 
         def engine(job_ids: Iterator[int]) -> Engine:
+            settings = self.settings.engine  # read per engine: the app may have changed them
             return Engine(
-                max_pending=self.settings.engine.max_pending, observers=observers, job_ids=job_ids
+                backend_factory=backend_factory(Deadlines(call_s=settings.worker_timeout_s)),
+                max_pending=settings.max_pending,
+                observers=observers,
+                job_ids=job_ids,
             )
 
         budget_mb = engine_settings.memory_budget_mb
@@ -160,7 +170,7 @@ class AppServices:
             engine_factory=engine,
             prepare=self._prepare_load,
             correction=self.fit_feedback.calibration.correction,
-            on_loaded=self.fit_feedback.model_loaded,
+            on_loaded=self._model_loaded,
         )
 
     def open_stores(self) -> None:
@@ -200,6 +210,32 @@ class AppServices:
             model_id=options.model_id or model.name,
             parallel=parallel,
         )
+
+    def _model_loaded(self, options: LoadOptions, info: ModelInfo) -> None:
+        if not options.workers:  # a split model's memory is not this process's to measure
+            self.fit_feedback.model_loaded(options, info)
+
+    def this_machine(self) -> HardwareProfile:
+        """This machine, detected, with a RAM bandwidth measured here when no spec figure gives
+        one (decode speeds recorded here refine it), so every estimate has a speed.
+
+        Blocking: probes run commands, and the first call on a machine runs the copy benchmark.
+        Reads the database only when it exists: asking about the machine never creates it.
+        """
+        here = self.paths.database_file.exists()
+        calibration = self.fit_feedback.calibration if here else None
+        return machine_bandwidth(detect(paths=self.paths), self.paths.data_dir, calibration)
+
+    def worker_members(self, workers: Sequence[str]) -> list[ClusterMember]:
+        """Live workers as members of a cluster plan, from the free memory each reports.
+
+        Blocking: each probe ends within its deadline; the first worker that fails raises its
+        ``WorkerError`` (unreachable, another protocol version, not a worker).
+        """
+        return [
+            ClusterMember.reported(str(memory.address), memory.free_bytes, memory.description)
+            for memory in probe_workers(workers)
+        ]
 
     def start_server(self, config: ServerConfig) -> ServerRunner:
         self.stop_server()

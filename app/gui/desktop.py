@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 from PySide6.QtCore import QObject, QSettings
 
-from app.core.hardware.detect import detect
 from app.core.hardware.profile import HardwareProfile
 from app.core.services import AppServices
 from app.gui.bridge import Bridge
@@ -39,10 +38,10 @@ class Desktop:
         return cls(services, bridge, loader, gui_settings(services))
 
     def hardware_profile(self) -> Future[HardwareProfile]:
-        """This machine, detected once in the background (probes may run commands)."""
+        """This machine, detected once in the background (probes may run commands; the first
+        run on a machine also measures its RAM bandwidth)."""
         if self._profile is None:
-            paths = self.services.paths
-            self._profile = self.bridge.run(lambda: detect(paths=paths), lambda _p: None)
+            self._profile = self.bridge.run(self.services.this_machine, lambda _p: None)
         return self._profile
 
     def close(self) -> None:

@@ -1,15 +1,15 @@
-"""schemathesis over the endpoint's own OpenAPI schema, both dialects, on a tiny GGUF.
+"""schemathesis over the endpoint's own OpenAPI schema, every dialect, on a tiny coder GGUF.
 
-Every operation FastAPI describes (the OpenAI routes under ``/v1``, the Ollama routes under
-``/api``) gets generated requests, valid and not, over real HTTP on 127.0.0.1. Each case must
-answer below 500 within a bounded time, and ``/health`` must answer after every case. The
-number of cases comes from the Hypothesis profile: small in CI, larger under ``make fuzz``.
+Every operation FastAPI describes (the OpenAI and Anthropic routes under ``/v1``, the Ollama
+routes under ``/api``, llama.cpp's ``/infill``, ``/metrics``) gets generated requests, valid
+and not, over real HTTP on 127.0.0.1. Each case must answer below 500 within a bounded time,
+and ``/health`` must answer after every case. The number of cases comes from the Hypothesis
+profile: small in CI, larger under ``make fuzz``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +20,7 @@ from app.core.load_options import LoadOptions
 from app.core.server.app import ServerConfig
 from app.core.services import AppServices
 from app.core.storage.paths import HOME_ENV, AppPaths
+from tests.server.tiny_coder import write_tiny_coder
 
 pytestmark = pytest.mark.fuzz
 
@@ -33,13 +34,15 @@ CASE_TIMEOUT_S = 120.0
 
 
 @pytest.fixture(scope="module")
-def endpoint(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> Iterator[str]:
+def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("fuzz-home")
+    # A coder model: FIM tokens, so /infill generates, and a template that renders tools.
+    model = write_tiny_coder(tmp_path_factory.mktemp("models") / "tiny-coder.gguf")
     services = AppServices.create(AppPaths.from_env({HOME_ENV: str(home)}))
     try:
         services.load_model(
-            services.library.resolve(str(tiny_model)),
-            LoadOptions(model_path=tiny_model, n_ctx=256, seed=3),
+            services.library.resolve(str(model)),
+            LoadOptions(model_path=model, n_ctx=256, seed=3),
         )
         runner = services.start_server(ServerConfig(port=0))
         yield runner.url
@@ -61,6 +64,9 @@ OPERATIONS = [
     "POST /v1/chat/completions",
     "POST /v1/completions",
     "POST /v1/embeddings",
+    "POST /v1/messages",
+    "POST /v1/messages/count_tokens",
+    "POST /v1/responses",
     "GET /api/version",
     "GET /api/tags",
     "GET /api/ps",
@@ -69,6 +75,8 @@ OPERATIONS = [
     "POST /api/generate",
     "POST /api/embed",
     "POST /api/embeddings",
+    "POST /infill",
+    "GET /metrics",
 ]
 
 

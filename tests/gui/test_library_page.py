@@ -110,3 +110,30 @@ def test_the_load_dialog_judges_a_choice_by_the_recommender_s_rule(
     assert "does not fit" in text
     assert "of GPU memory" in text
     assert dialog.load_button.isEnabled()  # the user may still try
+
+
+def test_the_load_dialog_takes_workers_from_the_settings_and_refuses_a_malformed_one(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    (path,) = write_tiny_model(tmp_path / "tiny-F16.gguf")
+    profile = next(p for p in builtin_profiles() if p.name == "RTX 4090 24GB + 64GB RAM")
+    facts = plan_load(path, profile, 512, correction=None)
+    model = LibraryModel("tiny", path, path.stat().st_size, "file", owned=False)
+    dialog = LoadDialog(model, facts, workers=["studio.local:50052"])
+    qtbot.addWidget(dialog)
+    assert dialog.options().workers == ("studio.local:50052",)
+
+    with qtbot.waitSignal(dialog.estimate_changed):
+        dialog.workers.setText("studio.local:50052, 10.0.0.7:6000 mini")
+    assert dialog.options().workers == ("studio.local:50052", "10.0.0.7:6000", "mini:50052")
+    assert dialog.load_button.isEnabled()
+
+    with qtbot.waitSignal(dialog.estimate_changed):
+        dialog.workers.setText("studio.local:99999")
+    assert not dialog.load_button.isEnabled()
+    assert "port" in dialog.estimate_label.text()
+
+    with qtbot.waitSignal(dialog.estimate_changed):
+        dialog.workers.setText("")
+    assert dialog.options().workers == ()
+    assert dialog.load_button.isEnabled()

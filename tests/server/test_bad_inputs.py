@@ -74,7 +74,9 @@ WRONG_CHAT_SHAPES: list[dict[str, Any]] = [
 
 
 @pytest.mark.parametrize("payload", NOT_OBJECTS)
-@pytest.mark.parametrize("route", ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"])
+@pytest.mark.parametrize(
+    "route", ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/infill"]
+)
 def test_bodies_that_are_not_json_objects_are_openai_400s(
     url: str, route: str, payload: bytes
 ) -> None:
@@ -388,3 +390,283 @@ def test_an_openai_response_format_that_cannot_be_enforced_is_400(
     error = _assert_openai_400(response)
     assert error["param"].startswith("response_format")
     assert len(served[1].results) == 0
+
+
+# -- the Anthropic Messages dialect: the same bad inputs, Anthropic-shaped answers -------------
+
+ANTHROPIC_ROUTES = ["/v1/messages", "/v1/messages/count_tokens"]
+# What shapes the reply, not the prompt: only /v1/messages reads them.
+REPLY_FIELDS = {"stop_sequences", "stream", "top_k", "top_p"}
+WRONG_MESSAGES_SHAPES: list[dict[str, Any]] = [
+    {"max_tokens": 2, "messages": "x"},
+    {"max_tokens": 2, "messages": [{}]},
+    {"max_tokens": 2, "messages": [None]},
+    {"max_tokens": 2, "messages": [{"role": "tool", "content": "x"}]},
+    {"max_tokens": 2, "messages": [{"role": "user", "content": 123}]},
+    {"max_tokens": 2, "messages": [{"role": "user", "content": [None]}]},
+    {"max_tokens": 2, "messages": [{"role": "user", "content": [{"type": 5}]}]},
+    {"max_tokens": 2, "messages": [{"role": "user", "content": [{"type": "text", "text": {}}]}]},
+    {"max_tokens": 2, "messages": [{"role": "user", "content": [{"type": "tool_use"}]}]},
+    {"max_tokens": 2, "messages": [{"role": "user", "content": [{"type": "tool_result"}]}]},
+    {
+        "max_tokens": 2,
+        "messages": [
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "a", "content": 7}]}
+        ],
+    },
+    {
+        "max_tokens": 2,
+        "messages": [
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "a", "name": "f"}]},
+            {"role": "user", "content": [{"type": "document", "source": {}}]},
+        ],
+    },
+    {
+        "max_tokens": 2,
+        "messages": [
+            {"role": "assistant", "content": [{"type": "tool_use", "id": 1, "name": "f"}]},
+            *ASK,
+        ],
+    },
+    {
+        "max_tokens": 2,
+        "messages": [
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "a", "input": "x"}]},
+            *ASK,
+        ],
+    },
+    {"max_tokens": 2, "messages": ASK, "system": 5},
+    {"max_tokens": 2, "messages": ASK, "system": [{"type": "image"}]},
+    {"max_tokens": 2, "messages": ASK, "tools": "all of them"},
+    {"max_tokens": 2, "messages": ASK, "tools": [{"input_schema": {}}]},
+    {"max_tokens": 2, "messages": ASK, "tools": [{"name": "f", "input_schema": "x"}]},
+    {"max_tokens": 2, "messages": ASK, "tool_choice": "auto"},
+    {"max_tokens": 2, "messages": ASK, "tool_choice": {"type": "required"}},
+    {
+        "max_tokens": 2,
+        "messages": ASK,
+        "tools": [{"name": "f"}],
+        "tool_choice": {"type": "tool", "name": "g"},
+    },
+    {"max_tokens": 2, "messages": ASK, "stop_sequences": [1, 2]},
+    {"max_tokens": 2, "messages": ASK, "stream": "yes please"},
+    {"max_tokens": 2, "messages": ASK, "top_k": -1},
+    {"max_tokens": 2, "messages": ASK, "top_p": 0},
+]
+
+
+def _assert_anthropic_error(response: httpx.Response, status: int, kind: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["type"] == "error"
+    assert body["error"]["type"] == kind
+    assert body["error"]["message"]
+    assert "Traceback" not in body["error"]["message"]
+
+
+@pytest.mark.parametrize("payload", NOT_OBJECTS)
+@pytest.mark.parametrize("route", ANTHROPIC_ROUTES)
+def test_bodies_that_are_not_json_objects_are_anthropic_400s(
+    url: str, route: str, payload: bytes
+) -> None:
+    _assert_anthropic_error(_post(url, route, payload), 400, "invalid_request_error")
+
+
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        (route, body)
+        for body in WRONG_MESSAGES_SHAPES
+        for route in ANTHROPIC_ROUTES
+        # count_tokens takes only what decides the prompt and ignores the rest.
+        if route == "/v1/messages" or not set(body) & REPLY_FIELDS
+    ],
+)
+def test_wrong_messages_shapes_are_anthropic_400s(
+    served: tuple[AppServices, TokenCounter], url: str, route: str, body: dict[str, Any]
+) -> None:
+    response = _post(url, route, {"model": "tiny-chatml", **body})
+    _assert_anthropic_error(response, 400, "invalid_request_error")
+    assert served[1].results == []
+
+
+@pytest.mark.parametrize("levels", [60, 2000])
+def test_deeply_nested_anthropic_tools_and_tool_uses_are_400s_never_500s(
+    url: str, levels: int
+) -> None:
+    deep = _deep_schema(levels)
+    head = '{"model":"","max_tokens":2,"messages":['
+    ask = '{"role":"user","content":"Hi"}'
+    use = '{"role":"assistant","content":[{"type":"tool_use","id":"a","name":"f","input":%s}]}'
+    bodies = [
+        f'{head}{ask}],"tools":[{{"name":"f","input_schema":{deep}}}]}}',
+        f'{head}{ask}],"tools":[{{"name":"f","input_schema":{deep}}}],'
+        '"tool_choice":{"type":"any"}}',
+        f"{head}{use % deep},{ask}]}}",
+    ]
+    for body in bodies:
+        for route in ANTHROPIC_ROUTES:
+            _assert_anthropic_error(_post(url, route, body.encode()), 400, "invalid_request_error")
+    assert httpx.get(f"{url}/health", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("route", ANTHROPIC_ROUTES)
+def test_an_unknown_model_is_an_anthropic_404_naming_the_served_model(
+    served: tuple[AppServices, TokenCounter], url: str, route: str
+) -> None:
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 2, "messages": ASK}
+    response = _post(url, route, body)
+    _assert_anthropic_error(response, 404, "not_found_error")
+    assert "tiny-chatml" in response.json()["error"]["message"]
+    assert served[1].results == []  # no silent fallback to the loaded model
+
+
+def test_anthropic_prompts_longer_than_the_context_are_400s_ten_times_over(url: str) -> None:
+    long_chat = [{"role": "user", "content": "Hello world " * 200}]
+    for attempt in range(10):
+        body = {"model": "", "max_tokens": 2, "messages": long_chat, "stream": attempt % 2 == 0}
+        response = _post(url, "/v1/messages", body)
+        # Before any SSE byte: a JSON answer with the status, not an event stream.
+        assert response.headers["content-type"] == "application/json"
+        _assert_anthropic_error(response, 400, "invalid_request_error")
+        assert response.json()["error"]["message"].startswith("prompt is too long: ")
+        assert f"> {N_CTX} maximum" in response.json()["error"]["message"]
+    assert httpx.get(f"{url}/health", timeout=10).json()["status"] == "ok"
+    small = {"model": "", "max_tokens": 2, "messages": ASK}
+    assert _post(url, "/v1/messages", small).status_code == 200
+
+
+def test_an_anthropic_max_tokens_beyond_the_context_is_clamped(url: str) -> None:
+    body = {"model": "", "max_tokens": 10**9, "messages": ASK, "temperature": 1.0}
+    for stream in (False, True):
+        response = _post(url, "/v1/messages", {**body, "stream": stream})
+        assert response.status_code == 200
+        if stream:
+            frames = [f for f in response.text.split("\n\n") if f]
+            assert frames[-1].startswith("event: message_stop")
+            usage = json.loads(frames[-2].split("data: ", 1)[1])["usage"]
+        else:
+            usage = response.json()["usage"]
+        prompt = usage["input_tokens"] + usage["cache_read_input_tokens"]
+        assert prompt + usage["output_tokens"] <= N_CTX
+
+
+@pytest.mark.parametrize("value", [0, -1, "abc", 1.5, [], None])
+def test_anthropic_max_tokens_that_is_not_a_positive_count_is_400(url: str, value: Any) -> None:
+    body = {"model": "", "max_tokens": value, "messages": ASK}
+    _assert_anthropic_error(_post(url, "/v1/messages", body), 400, "invalid_request_error")
+
+
+# -- the Responses API: the same guarantees, in its own shapes ---------------------------------
+
+WRONG_RESPONSES_SHAPES: list[tuple[dict[str, Any], str]] = [
+    ({}, "input"),
+    ({"input": []}, "input"),
+    ({"input": 5}, "input"),
+    ({"input": [None]}, "input"),
+    ({"input": [{}]}, "input"),
+    ({"input": [{"role": "robot", "content": "x"}]}, "input"),
+    ({"input": [{"role": "user", "content": 123}]}, "input"),
+    (
+        {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "x"}]}]},
+        "input",
+    ),
+    ({"input": [{"role": "user", "content": [{"type": "input_text", "text": {"a": 1}}]}]}, "input"),
+    ({"input": [{"type": "function_call", "name": "f"}]}, "input"),
+    ({"input": [{"type": "function_call_output", "output": "x"}]}, "input"),
+    ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input"),
+    ({"input": [{"type": "web_search_call", "id": "ws_1"}]}, "input"),
+    ({"input": "Hi", "tools": [{"type": "custom", "name": "apply_patch"}]}, "tools"),
+    ({"input": "Hi", "tools": [{"type": "local_shell"}]}, "tools"),
+    ({"input": "Hi", "tools": [{"type": "function"}]}, "tools"),
+    ({"input": "Hi", "tools": "all"}, "tools"),
+    (
+        {"input": "Hi", "tools": [{"type": "function", "name": "f"}], "tool_choice": 5},
+        "tool_choice",
+    ),
+    (
+        {
+            "input": "Hi",
+            "tools": [{"type": "function", "name": "f"}],
+            "tool_choice": {"type": "file_search"},
+        },
+        "tool_choice",
+    ),
+    ({"input": "Hi", "text": {"format": {"type": "xml"}}}, "text.format"),
+    ({"input": "Hi", "text": {"format": {"type": "json_schema", "name": "x"}}}, "text.format"),
+    (
+        {"input": "Hi", "text": {"format": {"type": "json_schema", "schema": {"type": 123}}}},
+        "text.format",
+    ),
+    (
+        {
+            "input": "Hi",
+            "text": {
+                "format": {"type": "json_schema", "schema": {"$ref": "https://evil.example/s"}}
+            },
+        },
+        "text.format",
+    ),
+    ({"input": "Hi", "text": "json"}, "text"),
+    ({"input": "Hi", "max_output_tokens": 0}, "max_output_tokens"),
+    ({"input": "Hi", "temperature": -1}, "temperature"),
+    ({"input": "Hi", "store": "yes"}, "store"),
+    ({"input": "Hi", "store": True}, "store"),
+    ({"input": "Hi", "metadata": {"a": {"deep": 1}}}, "metadata"),
+    ({"input": "Hi", "metadata": {str(i): "v" for i in range(17)}}, "metadata"),
+    ({"input": "Hi", "metadata": {"a": "v" * 513}}, "metadata"),
+]
+
+
+@pytest.mark.parametrize(("body", "param"), WRONG_RESPONSES_SHAPES)
+def test_wrong_responses_shapes_are_400s_naming_the_field(
+    served: tuple[AppServices, TokenCounter], url: str, body: dict[str, Any], param: str
+) -> None:
+    error = _assert_openai_400(_post(url, "/v1/responses", body))
+    assert error["param"] is not None
+    assert error["param"].startswith(param)
+    assert served[1].results == []
+
+
+@pytest.mark.parametrize("payload", NOT_OBJECTS)
+def test_responses_bodies_that_are_not_json_objects_are_400s(url: str, payload: bytes) -> None:
+    _assert_openai_400(_post(url, "/v1/responses", payload))
+
+
+@pytest.mark.parametrize("levels", [60, 2000])
+def test_deeply_nested_responses_tools_and_calls_are_400s_never_500s(url: str, levels: int) -> None:
+    deep = _deep_schema(levels)
+    tools = f'"tools":[{{"type":"function","name":"f","parameters":{deep}}}]'
+    call = '{"type":"function_call","call_id":"c1","name":"f","arguments":%s}'
+    bodies = [
+        f'{{"input":"Hi","max_output_tokens":2,{tools}}}',
+        f'{{"input":"Hi","max_output_tokens":2,{tools},"tool_choice":"required"}}',
+        f'{{"input":"Hi","max_output_tokens":2,"text":{{"format":{{"type":"json_schema","name":"x","schema":{deep}}}}}}}',
+        # Arguments are JSON text: too deep to parse, they stay text; never a 500.
+        '{"input":[' + call % json.dumps(deep) + '],"max_output_tokens":2}',
+    ]
+    for body in bodies:
+        response = _post(url, "/v1/responses", body.encode())
+        assert response.status_code in (200, 400), response.text
+        if levels > 100:
+            assert response.status_code == 400 or body.startswith('{"input":['), response.text
+    assert httpx.get(f"{url}/health", timeout=10).status_code == 200
+
+
+def test_a_responses_input_longer_than_the_context_is_400_whole_and_streamed(url: str) -> None:
+    for stream in (False, True):
+        body = {"input": "Hello world " * 200, "stream": stream}
+        response = _post(url, "/v1/responses", body)
+        assert response.headers["content-type"] == "application/json"
+        error = _assert_openai_400(response)
+        assert error["code"] == "context_length_exceeded"
+        assert error["n_ctx"] == N_CTX
+    assert _post(url, "/v1/responses", {"input": "Hi", "max_output_tokens": 2}).status_code == 200
+
+
+def test_a_huge_max_output_tokens_is_clamped_at_the_context_end(url: str) -> None:
+    body = {"input": "Hi", "max_output_tokens": 10**9, "temperature": 1.0}
+    reply = _post(url, "/v1/responses", body).json()
+    usage = reply["usage"]
+    assert usage["input_tokens"] + usage["output_tokens"] <= N_CTX
+    assert reply["status"] in ("completed", "incomplete")

@@ -88,7 +88,8 @@ def test_lan_mode_keeps_the_host_check_and_the_key(serve: ServerFactory, tiny_mo
     )
     assert httpx.get(f"{url}/v1/models").status_code == 401
     assert httpx.get(f"{url}/api/tags").json() == {
-        "error": "a valid API key is required: send 'Authorization: Bearer <key>'"
+        "error": "a valid API key is required: send 'Authorization: Bearer <key>' or "
+        "'x-api-key: <key>'"
     }
 
 

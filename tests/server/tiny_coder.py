@@ -7,6 +7,7 @@ Hermes/Qwen-style template that lists the tools and asks for ``<tool_call>`` blo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
@@ -15,6 +16,8 @@ import gguf
 from tests.fixtures import tiny_llama
 
 FIM_TOKENS = ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
+# Qwen2.5-Coder's repository-level FIM tokens (llama.cpp recognises them by their text too).
+REPOSITORY_TOKENS = ("<|repo_name|>", "<|file_sep|>")
 
 HERMES_TOOLS_TEMPLATE = (
     "{% if tools %}<|im_start|>system\n"
@@ -38,16 +41,24 @@ HERMES_TOOLS_TEMPLATE = (
 _PLAIN_VOCABULARY = tiny_llama.vocabulary
 
 
-def _vocabulary_with_fim() -> tuple[list[str], list[float], list[int]]:
-    tokens, scores, types = _PLAIN_VOCABULARY()
-    for text in FIM_TOKENS:
-        tokens.append(text)
-        scores.append(0.0)
-        types.append(gguf.TokenType.CONTROL)
-    return tokens, scores, types
+def _vocabulary_with(
+    controls: tuple[str, ...],
+) -> Callable[[], tuple[list[str], list[float], list[int]]]:
+    def vocabulary() -> tuple[list[str], list[float], list[int]]:
+        tokens, scores, types = _PLAIN_VOCABULARY()
+        for text in controls:
+            tokens.append(text)
+            scores.append(0.0)
+            types.append(gguf.TokenType.CONTROL)
+        return tokens, scores, types
+
+    return vocabulary
 
 
-def write_tiny_coder(path: Path, chat_template: str = HERMES_TOOLS_TEMPLATE) -> Path:
-    with mock.patch.object(tiny_llama, "vocabulary", _vocabulary_with_fim):
+def write_tiny_coder(
+    path: Path, chat_template: str = HERMES_TOOLS_TEMPLATE, *, repository_tokens: bool = False
+) -> Path:
+    controls = FIM_TOKENS + (REPOSITORY_TOKENS if repository_tokens else ())
+    with mock.patch.object(tiny_llama, "vocabulary", _vocabulary_with(controls)):
         # Its vocabulary is mostly single characters: tool lists need room.
         return tiny_llama.write_tiny_llama(path, chat_template=chat_template, context_length=4096)

@@ -270,6 +270,16 @@ def compute_buffer_bytes(facts: ModelFacts, plan: LoadPlan) -> tuple[int, int]:
     return reserved, touched
 
 
+def runtime_bytes(facts: ModelFacts, plan: LoadPlan) -> int:
+    """The main process's fixed part: vocabulary tables, graph metadata, per-context arrays."""
+    return (
+        RUNTIME_BASE
+        + RUNTIME_PER_VOCAB_TOKEN * facts.vocab_size
+        + RUNTIME_PER_CTX_CELL * _pad(plan.n_ctx, KV_CELL_PAD)
+        + facts.vocab_size * 4  # the output (logits) buffer for one token
+    )
+
+
 def estimate(
     facts: ModelFacts, plan: LoadPlan, correction: float = 1.0, correction_basis: str | None = None
 ) -> MemoryEstimate:
@@ -326,13 +336,7 @@ def estimate(
         put("backend overhead", "gpu", BACKEND_OVERHEAD.get(plan.gpu_backend or "", 0))
     else:
         put(COMPUTE_LABEL, "ram", touched)
-    runtime = (
-        RUNTIME_BASE
-        + RUNTIME_PER_VOCAB_TOKEN * facts.vocab_size
-        + RUNTIME_PER_CTX_CELL * _pad(plan.n_ctx, KV_CELL_PAD)
-        + facts.vocab_size * 4  # the output (logits) buffer for one token
-    )
-    put("runtime (vocab, buffers)", "ram", runtime)
+    put("runtime (vocab, buffers)", "ram", runtime_bytes(facts, plan))
 
     items = tuple(
         MemoryItem(label, device, amount, basis)

@@ -62,15 +62,19 @@ class Verdict:
         return self.kind != "no_fit"
 
 
+def layer_read_bytes(facts: ModelFacts, il: int) -> tuple[int, float]:
+    """Bytes decoding reads per token from block ``il``: (its own weights, its active experts)."""
+    frac = facts.n_expert_used / facts.n_expert if facts.is_moe else 1.0
+    return facts.layer_bytes[il], facts.layer_expert_bytes[il] * frac
+
+
 def _speed(m: Machine, facts: ModelFacts, est: MemoryEstimate) -> tuple[float | None, str]:
     """Decode tokens/s from bytes read per token on each side."""
-    frac = facts.n_expert_used / facts.n_expert if facts.is_moe else 1.0
     n = facts.n_layers
     first_gpu = n - est.gpu_layers
     gpu_read = cpu_read = 0.0
     for il in range(n):
-        layer = facts.layer_bytes[il]
-        experts = facts.layer_expert_bytes[il] * frac
+        layer, experts = layer_read_bytes(facts, il)
         on_gpu = il >= first_gpu
         gpu_read += layer if on_gpu else 0
         cpu_read += 0 if on_gpu else layer

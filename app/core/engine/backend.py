@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import re
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,11 @@ _PIECE_BUFFER = 256
 EMBEDDING_CTX_MAX = 8192
 # Recent tokens the repetition penalties look at (llama-cpp-python's last_n_tokens_size).
 PENALTY_WINDOW = 64
+# llama-cpp-python's converter lets a JSON string hold raw control characters, which JSON
+# forbids (strict parsers such as pydantic's refuse the reply); llama.cpp's own rule excludes
+# them, and so does this one.
+_LOOSE_JSON_CHAR = r'char ::= [^"\\] |'
+_JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
 
 
 def grammar_from_json_schema(schema: object) -> str:
@@ -53,7 +59,7 @@ def grammar_from_json_schema(schema: object) -> str:
         raise UnsupportedRequest("a JSON schema must be an object")
     check_schema(schema)
     try:
-        gbnf = str(json_schema_to_gbnf(json.dumps(schema)))
+        gbnf = str(json_schema_to_gbnf(json.dumps(schema))).replace(_LOOSE_JSON_CHAR, _JSON_CHAR)
     except RecursionError as exc:
         raise UnsupportedRequest("the JSON schema nests too deeply") from exc
     except Exception as exc:
@@ -70,6 +76,9 @@ class SpecialTokens:
     fim_prefix: int | None
     fim_suffix: int | None
     fim_middle: int | None
+    # Repository-level FIM: the repository name's and each file's leading token.
+    fim_repo: int | None = None
+    fim_sep: int | None = None
 
 
 def _kv_type_id(kind: KvCacheType) -> int:
@@ -267,7 +276,9 @@ class LlamaBackend:
     are not consecutive.
     """
 
-    def __init__(self, options: LoadOptions) -> None:
+    def __init__(self, options: LoadOptions, device_split: Sequence[float] = ()) -> None:
+        """``device_split``: llama.cpp's tensor split, one weight per device in its device list
+        (a worker's devices first, then this machine's GPUs); empty: llama.cpp's own."""
         import llama_cpp
         from llama_cpp import _internals, _logger
 
@@ -300,6 +311,14 @@ class LlamaBackend:
         model_params.load_mode = _load_mode(low, options.use_mmap, options.use_mlock)
         if self._overrides is not None:
             model_params.tensor_buft_overrides = ctypes.addressof(self._overrides.array)
+        if device_split:
+            devices = int(low.llama_max_devices())
+            if len(device_split) > devices:
+                raise ModelLoadError(f"llama.cpp takes at most {devices} devices in a split")
+            # Kept alive with the backend: llama.cpp reads it during the load.
+            self._device_split = (ctypes.c_float * devices)(*device_split)
+            model_params.tensor_split = self._device_split
+            self._kwargs["tensor_split"] = list(device_split)
         try:
             self._model = _internals.LlamaModel(
                 path_model=str(options.model_path), params=model_params, verbose=False
@@ -382,6 +401,8 @@ class LlamaBackend:
             fim_prefix=token(low.llama_vocab_fim_pre(vocab)),
             fim_suffix=token(low.llama_vocab_fim_suf(vocab)),
             fim_middle=token(low.llama_vocab_fim_mid(vocab)),
+            fim_repo=token(low.llama_vocab_fim_rep(vocab)),
+            fim_sep=token(low.llama_vocab_fim_sep(vocab)),
         )
 
     # -- tokens --------------------------------------------------------------------------------
@@ -460,6 +481,14 @@ class LlamaBackend:
         if status != 0:
             raise AppError(f"llama.cpp could not decode a batch of {i} tokens (status {status})")
         return True
+
+    def logits(self, index: int) -> array[float]:
+        """The next-token logits at the last decode's ``index``-th batch token (a copy)."""
+        row = self._llama_cpp.llama_get_logits_ith(self._ctx, index)
+        if not row:
+            raise AppError(f"the last decode computed no logits at batch position {index}")
+        size = self.n_vocab() * ctypes.sizeof(ctypes.c_float)
+        return array("f", ctypes.string_at(row, size))
 
     def forget(self, seq: int, start: int) -> bool:
         """Drop ``seq``'s KV entries from position ``start`` on; False if only all could go."""

@@ -40,7 +40,7 @@ from app.core.engine.chat_template import (
     PromptPiece,
     TemplateRenderer,
 )
-from app.core.engine.fim import fim_tokens, supports_fim
+from app.core.engine.fim import fim_prompt, reply_room, supports_fim
 from app.core.engine.prompt import tokenize_pieces
 from app.core.engine.request import ChatMessage, GenerationRequest, Sampling
 from app.core.engine.result import EmbeddingResult, FinishReason, GenerationResult, ModelInfo
@@ -52,6 +52,7 @@ from app.core.errors import (
     EngineBusy,
     ModelNotLoaded,
     TemplateError,
+    WorkerLost,
 )
 from app.core.load_options import LoadOptions
 
@@ -177,8 +178,7 @@ class _Generation:
         job: _Job,
         job_id: int,
         loaded: _Loaded,
-        prompt: list[int],
-        stops: Sequence[str],
+        prompt: _Prompt,
         sampler: TokenSampler,
         slot: _Slot,
         started: float,
@@ -189,15 +189,18 @@ class _Generation:
         self.job_id = job_id
         self.request = request
         self._backend = loaded.backend
-        self.prompt = prompt
+        self.prompt = prompt.tokens
+        self.truncated = prompt.truncated
         self.sampler = sampler
         self.slot = slot
         self.started = started
         self.cached = len(slot.cached)  # prompt tokens reused from the slot's KV cache
-        room = loaded.info.n_ctx - len(prompt)
+        room = loaded.info.n_ctx - len(prompt.tokens)
         self.max_new = room if request.max_tokens is None else min(request.max_tokens, room)
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._stopper = StopMatcher(stops)
+        self._stopper = StopMatcher(prompt.stops)
+        self._line_deadline = request.line_deadline_s
+        self._new_line = False
         self._show_control = request.show_control_tokens
         self._parts: list[str] = []
         # A chat reply starts at its first visible character (templates end in "Assistant:").
@@ -227,13 +230,24 @@ class _Generation:
             piece = self._backend.token_text(token).encode("utf-8")
         else:
             piece = self._backend.piece(token)
-        self._emit(self._stopper.feed(self._decoder.decode(piece)))
+        text = self._decoder.decode(piece)
+        self._new_line = self._new_line or "\n" in text
+        self._emit(self._stopper.feed(text))
         if self._stopper.hit is not None:
             self.finish = "stop"
-        elif self.completion_tokens >= self.max_new:
+        elif self.completion_tokens >= self.max_new or self._past_line_deadline(now):
             self.finish = "length"
         self.next_token = token if self.finish is None else None
         return self.finish is None
+
+    def _past_line_deadline(self, now: float) -> bool:
+        deadline, first = self._line_deadline, self.first_token_at
+        return (
+            deadline is not None
+            and first is not None
+            and self._new_line
+            and (now - first >= deadline)
+        )
 
     def close(self) -> str:
         self.sampler.close()
@@ -257,6 +271,8 @@ class _Generation:
             decode_s=0.0 if first is None else (self.last_token_at or first) - first,
             queued_s=self.started - self.job.submitted_at,
             max_concurrent=self.max_concurrent,
+            stop_sequence=self._stopper.hit,
+            prompt_truncated=self.truncated,
         )
 
     def _emit(self, text: str) -> None:
@@ -266,6 +282,13 @@ class _Generation:
         if text:
             self._parts.append(text)
             self.job.on_chunk(text)
+
+
+@dataclass(frozen=True)
+class _Prompt:
+    tokens: list[int]
+    stops: tuple[str, ...]
+    truncated: bool = False  # part of a FIM prompt was left out to fit the context
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -342,7 +365,7 @@ class Engine:
         """The prompt tokens a request would use (for context meters and checks)."""
         return self._submit(
             "between",
-            lambda job: len(self._prompt(self._require_loaded(), request, job.render)[0]),
+            lambda job: len(self._prompt(self._require_loaded(), request, job.render).tokens),
             request=request,
         )
 
@@ -576,13 +599,16 @@ class Engine:
         assert request is not None
         try:
             loaded = self._require_loaded()
-            prompt, stops = self._prompt(loaded, request, job.render)
+            built = self._prompt(loaded, request, job.render)
+            prompt = built.tokens
             if len(prompt) >= loaded.info.n_ctx:
                 raise ContextOverflow(len(prompt), loaded.info.n_ctx)
             sampler = loaded.backend.sampler(request.sampling, request.grammar, prompt)
         except BaseException as exc:  # noqa: BLE001 - the request's own failure
             job.future.set_exception(exc)
             self._release(job)
+            if isinstance(exc, WorkerLost):
+                self._lose_backend(exc)
             return
         free = [slot for slot in self._slots if slot.generation is None]
         slot = max(free, key=lambda s: (_common_prefix(s.cached, prompt), -s.last_used))
@@ -592,9 +618,7 @@ class Engine:
             keep = 0
         del slot.cached[keep:]
         slot.last_used = next(self._steps)
-        generation = _Generation(
-            job, next(self._job_ids), loaded, prompt, stops, sampler, slot, started
-        )
+        generation = _Generation(job, next(self._job_ids), loaded, built, sampler, slot, started)
         slot.generation = generation
         self._running.append(generation)
         self._notify_started(generation, loaded.info.model_id)
@@ -642,6 +666,9 @@ class Engine:
         by_seq = {generation.slot.seq: generation for generation in self._running}
         try:
             decoded = backend.decode(spans, should_abort)
+        except WorkerLost as exc:
+            self._lose_backend(exc)
+            return
         except Exception as exc:  # a failed decode fails its sequences, not the engine
             log.exception("decode failed")
             for generation in list(self._running):
@@ -658,8 +685,15 @@ class Engine:
         for generation in by_seq.values():
             generation.max_concurrent = max(generation.max_concurrent, len(spans))
         for generation, index in outputs:
+            if generation.max_new <= 0:  # asked to read the prompt only (an editor warming up)
+                generation.finish = "length"
+                self._finish(generation)
+                continue
             try:
                 going = generation.accept(generation.sampler.sample(index))
+            except WorkerLost as exc:
+                self._lose_backend(exc)
+                return
             except Exception as exc:  # noqa: BLE001 - e.g. a chunk callback failed
                 self._finish(generation, error=exc)
                 continue
@@ -667,6 +701,13 @@ class Engine:
                 self._notify_progress(generation.job_id, generation.completion_tokens)
             else:
                 self._finish(generation)
+
+    def _lose_backend(self, error: WorkerLost) -> None:
+        """A worker holding part of the model is gone: fail what runs, unload what is left, so
+        the next load (without that worker) starts clean."""
+        for generation in list(self._running):
+            self._finish(generation, error=error)
+        self._unload()
 
     @staticmethod
     def _forget_from(backend: Backend, slot: _Slot, start: int) -> None:
@@ -762,26 +803,36 @@ class Engine:
             loaded.backend.close()
 
     @staticmethod
-    def _prompt(
-        loaded: _Loaded, request: GenerationRequest, render: _Render | None
-    ) -> tuple[list[int], tuple[str, ...]]:
+    def _prompt(loaded: _Loaded, request: GenerationRequest, render: _Render | None) -> _Prompt:
         """The prompt's tokens (chat messages from their finished render) and stop strings."""
         backend = loaded.backend
+        special = loaded.special
+        truncated = False
         if request.messages is not None:
             assert render is not None
             assert render.template == loaded.template  # _rendered() saw to it
             tokens = tokenize_pieces(backend, render.pieces.result())
             stops = (*request.stop, *loaded.template.stop)
         elif request.suffix is not None:
-            tokens = fim_tokens(backend, loaded.special, request.prompt or "", request.suffix)
+            n_ctx = loaded.info.n_ctx
+            bos = int(special.add_bos and special.bos is not None)
+            fim = fim_prompt(
+                backend,
+                special,
+                request.prompt or "",
+                request.suffix,
+                request.context_files,
+                budget=n_ctx - reply_room(n_ctx, request.max_tokens) - bos,
+            )
+            tokens, truncated = fim.tokens, fim.truncated
             stops = request.stop
         else:
             tokens = backend.tokenize(request.prompt or "", special=request.prompt_special_tokens)
             stops = request.stop
-        bos = loaded.special.bos
-        if loaded.special.add_bos and bos is not None and (not tokens or tokens[0] != bos):
-            tokens.insert(0, bos)
-        return tokens, stops
+        bos_token = special.bos
+        if special.add_bos and bos_token is not None and (not tokens or tokens[0] != bos_token):
+            tokens.insert(0, bos_token)
+        return _Prompt(tokens, stops, truncated)
 
     def _embed(self, texts: list[str]) -> EmbeddingResult:
         loaded = self._require_loaded()

@@ -54,6 +54,11 @@ class GenerationResult:
     queued_s: float  # waiting in the engine's queue before starting
     # The most sequences decoded in one step together with this one (1: it ran alone).
     max_concurrent: int = 1
+    # The stop string that ended the reply (a request's own or the template's), if one did.
+    stop_sequence: str | None = None
+    # Part of a fill-in-the-middle prompt (other files, code far from the cursor) was left out
+    # to fit the context.
+    prompt_truncated: bool = False
 
     @property
     def decode_tokens_per_s(self) -> float | None:

@@ -88,10 +88,13 @@ def interpret_build(facts: BuildFacts) -> BuildInfo:
     names = facts.registry
     if names is None:
         names = registry_names_from_system_info(facts.system_info)
+    backends = backends_from_names(names)
     return BuildInfo(
         version=facts.version,
-        gpu_offload=facts.gpu_offload,
-        backends=backends_from_names(names),
+        # llama.cpp reports offload as supported whenever any non-CPU device type is built in,
+        # the RPC backend included; a GPU of this machine needs a GPU backend.
+        gpu_offload=facts.gpu_offload and backends != ("cpu",),
+        backends=backends,
         devices=facts.devices,
     )
 

@@ -77,6 +77,26 @@ def get_profile(name: str, paths: AppPaths) -> HardwareProfile:
     raise UnknownProfile(name, [profile.name for profile in profiles])
 
 
+_COUNT_RE = re.compile(r"^\s*(\d{1,3})\s*[x×]\s*(\S.*)$", re.IGNORECASE)
+MAX_MACHINES = 15  # llama.cpp splits over at most 16 devices: the main machine and 15 more
+
+
+def get_profiles(spec: str, paths: AppPaths) -> list[HardwareProfile]:
+    """The machines ``spec`` names: a profile ("Mac Studio M3 Ultra 256GB") or N of one
+    ("2x Mac Studio M3 Ultra 256GB", "3 × RTX 4090 24GB + 64GB RAM"). A name that itself starts
+    with a count ("2x RTX 3090 + 128GB RAM") is one machine."""
+    try:
+        return [get_profile(spec, paths)]
+    except UnknownProfile:
+        counted = _COUNT_RE.match(spec)
+        if counted is None:
+            raise
+    count = int(counted.group(1))
+    if not 1 <= count <= MAX_MACHINES:
+        raise ConfigError(f"{spec!r}: plan for 1 to {MAX_MACHINES} machines of one profile")
+    return [get_profile(counted.group(2), paths)] * count
+
+
 def _write_user_file(path: Path, profiles: list[HardwareProfile]) -> None:
     document = {
         "schema": SCHEMA_VERSION,

@@ -63,7 +63,16 @@ def estimate_need(
         size = options.model_path.stat().st_size if options.model_path.exists() else 0
         return MemoryNeed(ram_bytes=size, basis="file size")
     gpu = machine.gpu_need(est) if machine is not None and est.gpu_bytes else 0
-    return MemoryNeed(ram_bytes=est.ram_bytes, gpu_bytes=gpu, basis=est.basis)
+    ram = est.ram_bytes
+    if options.workers:
+        # The workers hold their share of the weights; the split itself is checked against
+        # every machine's free memory before any weights move. Here the local share is the
+        # user's split or, split by free memory, nothing counted beyond the KV cache and buffers.
+        split = options.tensor_split
+        local_share = split[0] / sum(split) if split and sum(split) > 0 else 0.0
+        weights = options.model_path.stat().st_size
+        ram = max(ram - int(weights * (1 - local_share)), 0)
+    return MemoryNeed(ram_bytes=ram, gpu_bytes=gpu, basis=est.basis)
 
 
 class MemoryBudget:

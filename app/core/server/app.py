@@ -1,7 +1,9 @@
 """``create_app(pool, config)``: the FastAPI application, with no globals (what the routes use
 lives on app.state).
 
-Both dialects share the port: OpenAI under ``/v1`` and Ollama under ``/api`` (plus ``/``).
+The dialects share the port: OpenAI under ``/v1`` (with the Responses API at
+``/v1/responses``), Anthropic Messages at ``/v1/messages`` and Ollama under ``/api`` (plus
+``/``), with llama.cpp's ``/infill`` for its editor plugins and Prometheus's ``/metrics``.
 """
 
 from __future__ import annotations
@@ -9,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app import __version__
 from app.core.errors import ConfigError
 from app.core.pool.pool import ModelPool
+from app.core.server.anthropic_routes import router as anthropic_router
+from app.core.server.dialects import served_models
 from app.core.server.errors import install_error_handlers
 from app.core.server.guards import (
     ApiKeyGuard,
@@ -25,9 +29,13 @@ from app.core.server.guards import (
     check_cors_origins,
 )
 from app.core.server.host_check import allowed_host_names, is_loopback
+from app.core.server.infill_routes import router as infill_router
+from app.core.server.metrics import EndpointMetrics, note_route
+from app.core.server.metrics import router as metrics_router
 from app.core.server.ollama_routes import router as ollama_router
 from app.core.server.openai_routes import router as openai_router
 from app.core.server.request_log import RequestLog
+from app.core.server.responses_routes import router as responses_router
 from app.core.storage.settings import ServerLimits
 
 # Ollama caps decompressed bodies at 20 MiB; a whole 128k-token prompt is well under that.
@@ -61,9 +69,16 @@ def create_app(
     pool: ModelPool, config: ServerConfig, request_log: RequestLog | None = None
 ) -> FastAPI:
     """The endpoint over the models in ``pool``; each request handled lands in ``request_log``."""
-    app = FastAPI(title="Homefire", version=__version__, docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="Homefire",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        dependencies=[Depends(note_route)],
+    )
     app.state.pool = pool
     app.state.limits = config.limits  # the embedding routes' caps
+    app.state.metrics = EndpointMetrics(lambda: served_models(app))
     install_error_handlers(app)
 
     @app.get("/health")
@@ -95,7 +110,11 @@ def create_app(
         }
 
     app.include_router(openai_router)
+    app.include_router(responses_router)
     app.include_router(ollama_router)
+    app.include_router(anthropic_router)
+    app.include_router(infill_router)
+    app.include_router(metrics_router)
     # add_middleware wraps: the last one added runs first.
     app.add_middleware(
         BodyGuard, max_bytes=config.max_body_bytes, timeout_s=config.limits.body_timeout_s
@@ -106,6 +125,6 @@ def create_app(
         app.add_middleware(ApiKeyGuard, key=config.api_key)
     app.add_middleware(OriginGuard, origins=tuple(config.cors_origins))
     app.add_middleware(HostGuard, allowed=allowed_host_names(config.host, config.allowed_hosts))
-    app.add_middleware(RequestLogger, log=request_log or RequestLog())
+    app.add_middleware(RequestLogger, log=request_log or RequestLog(), metrics=app.state.metrics)
     app.add_middleware(PathNormaliser)
     return app

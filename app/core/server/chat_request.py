@@ -47,4 +47,7 @@ def chat_job(
         source="api",
         client=client,
     )
-    return ChatJob(request=request, plan=plan, starts_thinking=info.opens_thinking)
+    # A grammar shapes the reply from its first token, so a template that opens <think> gets
+    # no thinking then: the reply is the call or the document, never reasoning text.
+    starts_thinking = info.opens_thinking and request.grammar is None
+    return ChatJob(request=request, plan=plan, starts_thinking=starts_thinking)

@@ -1,8 +1,9 @@
 """Ready-to-paste settings for the coding tools that talk to a local endpoint (Qt-free text).
 
 Each snippet follows the tool's own documented configuration format: the OpenAI dialect under
-``/v1`` for most tools, the Ollama dialect for Copilot Chat and JetBrains, which discover models
-through ``/api/tags`` and ``/api/show``.
+``/v1`` for most tools (Codex CLI through its Responses API), the Ollama dialect for Copilot Chat
+and JetBrains, which discover models through ``/api/tags`` and ``/api/show``, the Anthropic
+Messages dialect for Claude Code, and llama.cpp's ``/infill`` for llama.vscode and llama.vim.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 
 # Clients such as the openai SDK and Copilot refuse an empty key; any text works without one.
 PLACEHOLDER_KEY = "homefire"
+# Claude Code's own system prompt and tool list take about 20k tokens before the first word.
+CLAUDE_CODE_MIN_CONTEXT = 32768
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,15 @@ def snippets(endpoint: Endpoint) -> list[Snippet]:
         open_webui_snippet(endpoint),
         jetbrains_snippet(endpoint),
         copilot_snippet(endpoint),
+        claude_code_snippet(endpoint),
+        codex_snippet(endpoint),
+        llama_vscode_snippet(endpoint),
+        llama_vim_snippet(endpoint),
     ]
+
+
+# Both editor plugins fill in the middle: the model needs FIM tokens, which /infill checks.
+_FIM_NOTE = "needs a code model trained for fill-in-the-middle, such as Qwen2.5-Coder"
 
 
 def _key(endpoint: Endpoint) -> str:
@@ -146,3 +157,61 @@ def copilot_snippet(e: Endpoint) -> Snippet:
     if e.api_key:
         text += "// Copilot's Ollama provider sends no API key: use it on loopback without one.\n"
     return Snippet("Copilot", "VS Code settings.json", text)
+
+
+def claude_code_snippet(e: Endpoint) -> Snippet:
+    # AUTH_TOKEN goes out as "Authorization: Bearer", which Claude Code uses without asking
+    # (an ANTHROPIC_API_KEY it asks the user to approve first). Its background requests
+    # (titles, summaries) name the Haiku model, so that one points at the local model too.
+    text = (
+        f"export ANTHROPIC_BASE_URL={e.base_url}\n"
+        f"export ANTHROPIC_AUTH_TOKEN={_key(e)}\n"
+        f"export ANTHROPIC_MODEL={e.model}\n"
+        f"export ANTHROPIC_DEFAULT_HAIKU_MODEL={e.model}\n"
+        "claude\n"
+    )
+    if e.n_ctx < CLAUDE_CODE_MIN_CONTEXT:
+        text += (
+            f"# Claude Code's own prompt is about 20k tokens: load {e.model} with a context of "
+            f"{CLAUDE_CODE_MIN_CONTEXT} or more (now {e.n_ctx}).\n"
+        )
+    return Snippet("Claude Code", "a terminal", text)
+
+
+def llama_vscode_snippet(e: Endpoint) -> Snippet:
+    settings = {"llama-vscode.endpoint": e.base_url}
+    if e.api_key:
+        settings["llama-vscode.api_key"] = e.api_key
+    text = json.dumps(settings, indent=2) + f"\n// Completes with {e.model}; {_FIM_NOTE}.\n"
+    return Snippet("llama.vscode", "VS Code settings.json", text)
+
+
+def llama_vim_snippet(e: Endpoint) -> Snippet:
+    text = (
+        "let g:llama_config = {\n"
+        f"    \\ 'endpoint_fim': '{e.base_url}/infill',\n"
+        f"    \\ 'model_fim': '{e.model}',\n"
+        f"    \\ 'api_key': '{e.api_key or ''}',\n"
+        "    \\ }\n"
+        f'" Completes with {e.model}; {_FIM_NOTE}.\n'
+    )
+    return Snippet("llama.vim", "vimrc (before llama.vim loads)", text)
+
+
+def codex_snippet(e: Endpoint) -> Snippet:
+    # Root keys come before tables in TOML. Codex reads the key from the variable env_key names.
+    text = (
+        f'model = "{e.model}"\n'
+        'model_provider = "homefire"\n'
+        f"model_context_window = {e.n_ctx}\n\n"
+        "[model_providers.homefire]\n"
+        'name = "Homefire"\n'
+        f'base_url = "{e.base_url}/v1"\n'
+        'wire_api = "responses"\n'
+    )
+    if e.api_key:
+        text += (
+            'env_key = "HOMEFIRE_API_KEY"\n'
+            f"# then, in the shell that runs codex: export HOMEFIRE_API_KEY={e.api_key}\n"
+        )
+    return Snippet("Codex CLI", "~/.codex/config.toml", text)

@@ -80,3 +80,5 @@ def note_usage(request: Request, model: str, result: GenerationResult | None) ->
     if result is not None:
         request.state.prompt_tokens = result.prompt_tokens
         request.state.completion_tokens = result.completion_tokens
+        request.state.time_to_first_token_s = result.time_to_first_token_s
+        request.state.decode_tokens_per_s = result.decode_tokens_per_s

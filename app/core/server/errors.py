@@ -1,7 +1,9 @@
 """Errors as JSON chosen by the error's type, never by its message.
 
 OpenAI-shaped (``{"error": {"message", "type", "param", "code"}}``) everywhere but the Ollama
-dialect's ``/api/*`` routes, which answer ``{"error": "message"}`` as Ollama does.
+dialect's ``/api/*`` routes, which answer ``{"error": "message"}`` as Ollama does, and the
+Anthropic dialect's ``/v1/messages*`` routes, which answer
+``{"type": "error", "error": {"type", "message"}}`` with the type Anthropic gives each status.
 """
 
 from __future__ import annotations
@@ -24,11 +26,35 @@ from app.core.errors import (
     TemplateError,
     UnknownModel,
     UnsupportedRequest,
+    WorkerError,
+    WorkerIncompatible,
+    WorkerLost,
+    WorkerTooSmall,
+    WorkerUnreachable,
 )
 
 
 def is_ollama_path(path: str) -> bool:
     return path.startswith("/api/")
+
+
+def is_anthropic_path(path: str) -> bool:
+    return path == "/v1/messages" or path.startswith("/v1/messages/")
+
+
+# Anthropic names an error by its status; clients (Claude Code among them) retry on the
+# overloaded ones and compact the conversation on "prompt is too long".
+ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
 
 
 class ApiError(Exception):
@@ -57,10 +83,26 @@ class ApiError(Exception):
     def response(self, path: str = "") -> JSONResponse:
         """The answer for a request to ``path`` (its dialect decides the body's shape)."""
         content: dict[str, Any] = {"error": self.message}
-        if not is_ollama_path(path):
+        if is_anthropic_path(path):
+            content = self.anthropic_body()
+        elif not is_ollama_path(path):
             content = error_body(self.message, self.type, self.param, self.code)
             content["error"].update(self.details)
         return JSONResponse(status_code=self.status, content=content, headers=self.headers)
+
+    def anthropic_body(self) -> dict[str, Any]:
+        """The error as Anthropic's Messages API shapes it (in a JSON answer or an SSE event)."""
+        kind = ANTHROPIC_ERROR_TYPES.get(
+            self.status, "api_error" if self.status >= 500 else "invalid_request_error"
+        )
+        message = self.message
+        if "n_prompt_tokens" in self.details:
+            # Anthropic's own wording, which Claude Code reads to compact the conversation.
+            message = (
+                f"prompt is too long: {self.details['n_prompt_tokens']} tokens > "
+                f"{self.details['n_ctx']} maximum ({message})"
+            )
+        return {"type": "error", "error": {"type": kind, "message": message}}
 
 
 def error_body(message: str, type_: str, param: str | None, code: str | None) -> dict[str, Any]:
@@ -119,6 +161,15 @@ def api_error_for(exc: AppError) -> ApiError:
         return ApiError(400, exc.user_message, code="model_ambiguous", param="model")
     if isinstance(exc, TemplateError):
         return ApiError(400, exc.user_message, code="chat_template_error", param="messages")
+    if isinstance(exc, WorkerError):
+        # A machine this one depends on failed: a bad gateway, not a fault of the request.
+        code = {
+            WorkerLost: "worker_lost",
+            WorkerUnreachable: "worker_unreachable",
+            WorkerIncompatible: "worker_incompatible",
+            WorkerTooSmall: "worker_too_small",
+        }.get(type(exc), "worker_error")
+        return ApiError(502, exc.user_message, type_="server_error", code=code)
     if isinstance(exc, UnsupportedRequest):
         return ApiError(400, exc.user_message, code="unsupported_request")
     return ApiError(500, exc.user_message, type_="server_error", code="internal_error")

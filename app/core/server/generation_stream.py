@@ -24,6 +24,15 @@ from app.core.errors import Cancelled
 
 T = TypeVar("T")
 
+# Every dialect's event streams: never cached, never buffered by a proxy in between.
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# Errors known before the first token (context overflow, template, grammar) get a JSON answer
+# with their status if they come within this long; after it a stream starts anyway and a
+# keep-alive goes out this often while a long prompt is read (coding agents send prompts of
+# 10k-20k tokens, which a CPU reads for minutes), so neither the client nor a proxy gives up.
+FIRST_EVENT_WAIT_S = 20.0
+KEEPALIVE_EVERY_S = 10.0
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -86,7 +95,9 @@ class GenerationStream:
 
 async def first_event_or_disconnect(stream: GenerationStream, request: Request) -> Event:
     """Wait for the first event, cancelling the generation if the client leaves meanwhile."""
-    return await _until_event(stream, request, want_finished=False)
+    event = await _until_event(stream, request, want_finished=False)
+    assert event is not None  # no deadline
+    return event
 
 
 async def result_or_disconnect(stream: GenerationStream, request: Request) -> GenerationResult:
@@ -96,14 +107,35 @@ async def result_or_disconnect(stream: GenerationStream, request: Request) -> Ge
     return event.result
 
 
-async def _until_event(stream: GenerationStream, request: Request, *, want_finished: bool) -> Event:
+async def first_event_within(
+    stream: GenerationStream, request: Request, seconds: float
+) -> Event | None:
+    """The first event if it comes within ``seconds``, else None (the generation goes on);
+    a client that leaves meanwhile cancels it."""
+    return await _until_event(stream, request, want_finished=False, within_s=seconds)
+
+
+async def _until_event(
+    stream: GenerationStream,
+    request: Request,
+    *,
+    want_finished: bool,
+    within_s: float | None = None,
+) -> Event | None:
+    loop = asyncio.get_running_loop()
+    deadline = None if within_s is None else loop.time() + within_s
     disconnect = asyncio.ensure_future(_disconnected(request))
     try:
         while True:
             next_event = asyncio.ensure_future(stream.next_event())
+            timeout = None if deadline is None else max(0.0, deadline - loop.time())
             done, _ = await asyncio.wait(
-                {next_event, disconnect}, return_when=asyncio.FIRST_COMPLETED
+                {next_event, disconnect}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
+            if not done:
+                # Cancelled before it took an event from the queue, so none is lost.
+                next_event.cancel()
+                return None
             if next_event not in done:
                 next_event.cancel()
                 stream.close()
@@ -133,6 +165,34 @@ async def chain_events(first: list[Event], stream: GenerationStream) -> AsyncIte
         async for event in stream.events():
             yield event
     finally:
+        stream.close()
+
+
+async def events_with_keepalive(
+    first: list[Event], stream: GenerationStream, every_s: float
+) -> AsyncIterator[Event | None]:
+    """As ``chain_events``, with None each time ``every_s`` passes without an event (a
+    keep-alive is due: a long prompt read or a wait in the queue must not look like a dead
+    connection to the client or a proxy)."""
+    pending: asyncio.Future[Event] | None = None
+    try:
+        for event in first:
+            yield event
+            if isinstance(event, Finished):
+                return
+        while True:
+            pending = asyncio.ensure_future(stream.next_event())
+            while not pending.done():
+                done, _ = await asyncio.wait({pending}, timeout=every_s)
+                if not done:
+                    yield None
+            event = pending.result()
+            yield event
+            if isinstance(event, Finished):
+                return
+    finally:
+        if pending is not None:
+            pending.cancel()
         stream.close()
 
 

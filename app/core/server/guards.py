@@ -22,12 +22,13 @@ from starlette.responses import Response
 from starlette.websockets import WebSocketClose
 
 from app.core.errors import ConfigError
+from app.core.server.client_names import client_for
 from app.core.server.errors import ApiError
 from app.core.server.host_check import host_allowed
+from app.core.server.metrics import EndpointMetrics
 from app.core.server.model_holds import STATE_KEY as HOLDS_KEY
 from app.core.server.model_holds import ModelHolds
 from app.core.server.request_log import RequestLog, RequestRecord
-from app.core.usage.clients import client_from_user_agent
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -73,17 +74,19 @@ class PathNormaliser:
 
 
 class RequestLogger:
-    """One ``RequestRecord`` per request, after its last byte (or its failure).
+    """One ``RequestRecord`` per request, after its last byte (or its failure), into the request
+    log and the endpoint's metrics.
 
-    Routes put ``model``, ``prompt_tokens`` and ``completion_tokens`` into ``request.state``;
-    a streamed response fills them in when the generation ends, before its last chunk. Being
-    the one place that sees every request end, it also releases the models the request held
-    busy in the pool.
+    Routes put their template (``route``), ``model``, ``prompt_tokens`` and
+    ``completion_tokens`` (and a generation's timings) into ``request.state``; a streamed
+    response fills them in when the generation ends, before its last chunk. Being the one place
+    that sees every request end, it also releases the models the request held busy in the pool.
     """
 
-    def __init__(self, app: ASGIApp, log: RequestLog) -> None:
+    def __init__(self, app: ASGIApp, log: RequestLog, metrics: EndpointMetrics) -> None:
         self.app = app
         self.log = log
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,20 +110,23 @@ class RequestLogger:
             holds.close()
             headers = Headers(scope=scope)
             client = scope.get("client")
-            self.log.add(
-                RequestRecord(
-                    at=arrived,
-                    client=client_from_user_agent(headers.get("user-agent", "")),
-                    remote=client[0] if client else "",
-                    method=scope["method"],
-                    path=scope["path"],
-                    model=state.get("model"),
-                    prompt_tokens=state.get("prompt_tokens"),
-                    completion_tokens=state.get("completion_tokens"),
-                    duration_s=time.monotonic() - started,
-                    status=status,
-                )
+            record = RequestRecord(
+                at=arrived,
+                client=client_for(headers.get("user-agent", ""), scope["path"]),
+                remote=client[0] if client else "",
+                method=scope["method"],
+                path=scope["path"],
+                model=state.get("model"),
+                prompt_tokens=state.get("prompt_tokens"),
+                completion_tokens=state.get("completion_tokens"),
+                duration_s=time.monotonic() - started,
+                status=status,
+                route=state.get("route", ""),
+                time_to_first_token_s=state.get("time_to_first_token_s"),
+                decode_tokens_per_s=state.get("decode_tokens_per_s"),
             )
+            self.log.add(record)
+            self.metrics.record(record)
 
 
 class HostGuard:
@@ -339,7 +345,8 @@ class ApiKeyGuard:
         if not self._authorised(Headers(scope=scope)):
             error = ApiError(
                 401,
-                "a valid API key is required: send 'Authorization: Bearer <key>'",
+                "a valid API key is required: send 'Authorization: Bearer <key>' or "
+                "'x-api-key: <key>'",
                 type_="authentication_error",
                 code="invalid_api_key",
             )

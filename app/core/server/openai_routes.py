@@ -29,6 +29,7 @@ from app.core.server.dialects import (
 from app.core.server.embeddings import embed_texts
 from app.core.server.errors import ApiError
 from app.core.server.generation_stream import (
+    SSE_HEADERS,
     Chunk,
     GenerationStream,
     chain_events,
@@ -39,13 +40,10 @@ from app.core.server.reasoning import Answer, Reasoning
 from app.core.server.reply import Reply, ReplyEvent
 from app.core.server.response_format import off_the_loop, openai_format_grammar
 from app.core.server.schemas import ChatCompletionBody, CompletionBody, EmbeddingBody
-from app.core.server.tool_calls import ToolCall
+from app.core.server.tool_calls import ToolCall, argument_fragments
 
 # OpenAI's own default for /v1/completions; autocomplete clients send their own.
 COMPLETION_DEFAULT_MAX_TOKENS = 16
-SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-# Tool-call arguments stream in fragments of this many characters (clients concatenate them).
-ARGUMENT_FRAGMENT_CHARS = 24
 
 
 def check_token_ids(body: ChatCompletionBody | CompletionBody, info: ModelInfo) -> None:
@@ -166,10 +164,9 @@ def _tool_call_deltas(index: int, call: ToolCall) -> list[dict[str, Any]]:
         "type": "function",
         "function": {"name": call.name, "arguments": ""},
     }
-    args = call.arguments
     rest = [
-        {"index": index, "function": {"arguments": args[at : at + ARGUMENT_FRAGMENT_CHARS]}}
-        for at in range(0, len(args), ARGUMENT_FRAGMENT_CHARS)
+        {"index": index, "function": {"arguments": fragment}}
+        for fragment in argument_fragments(call.arguments)
     ]
     return [first, *rest]
 

@@ -30,6 +30,11 @@ class RequestRecord:
     completion_tokens: int | None
     duration_s: float  # measured, arrival to the last byte sent
     status: int
+    # The template of the route that handled it ("/v1/models/{model_id:path}"); "" when none
+    # did (no route matched, or a guard answered first).
+    route: str = ""
+    time_to_first_token_s: float | None = None  # measured on the engine, for a generation
+    decode_tokens_per_s: float | None = None  # measured after the first token
 
 
 class RequestLog:

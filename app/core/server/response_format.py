@@ -1,4 +1,5 @@
-"""``response_format`` (OpenAI) and ``format`` (Ollama) as output grammars: enforced or refused."""
+"""``response_format`` (OpenAI chat), ``text.format`` (OpenAI Responses) and ``format``
+(Ollama) as output grammars: enforced or refused."""
 
 from __future__ import annotations
 
@@ -68,6 +69,22 @@ def openai_format_grammar(response_format: Any) -> str | None:
             )
         return schema_grammar(schema, "response_format.json_schema.schema")
     raise ApiError(400, f"response_format type {kind!r} is not supported", param="response_format")
+
+
+def responses_format_grammar(fmt: Any) -> str | None:
+    """The Responses API's ``text.format``: the schema sits in the format object itself."""
+    if fmt is None:
+        return None
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind in (None, "text"):
+        return None
+    if kind == "json_object":
+        return schema_grammar(_ANY_OBJECT, "text.format")
+    if kind == "json_schema":
+        if fmt.get("schema") is None:
+            raise ApiError(400, "text.format.schema is required", param="text.format.schema")
+        return schema_grammar(fmt["schema"], "text.format.schema")
+    raise ApiError(400, f"text.format type {kind!r} is not supported", param="text.format")
 
 
 def ollama_format_grammar(fmt: Any) -> str | None:

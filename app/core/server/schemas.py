@@ -54,21 +54,31 @@ class ChatMessageIn(_Lenient):
 
     def text(self) -> str:
         """Plain text of the message; content parts other than text are not supported yet."""
-        if self.content is None:
-            return ""
-        if isinstance(self.content, str):
-            return self.content
-        texts: list[str] = []
-        for part in self.content:
-            kind = part.get("type")
-            if kind in ("text", "input_text"):
-                text = part.get("text", "")
-                if not isinstance(text, str):
-                    raise ValueError("a text content part's text must be a string")
-                texts.append(text)
-            else:
-                raise ValueError(f"content parts of type {kind!r} are not supported by this model")
-        return "".join(texts)
+        return parts_text(self.content, "content")
+
+
+# Text parts as both OpenAI APIs spell them (chat's "text", the Responses API's input and
+# output text, an assistant's refusal, reasoning text).
+TEXT_PARTS = ("text", "input_text", "output_text", "refusal", "summary_text", "reasoning_text")
+
+
+def parts_text(content: str | list[dict[str, Any]] | None, what: str) -> str:
+    """The text of a string or a list of text parts; other parts (images, files, audio) are
+    refused: the models Homefire serves read text."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    texts: list[str] = []
+    for part in content:
+        kind = part.get("type")
+        if kind not in TEXT_PARTS:
+            raise ValueError(f"{what} parts of type {kind!r} are not supported by this model")
+        text = part.get("text", part.get("refusal", ""))
+        if not isinstance(text, str):
+            raise ValueError(f"a {kind} part's text must be a string")
+        texts.append(text)
+    return "".join(texts)
 
 
 def template_tool_call(call: dict[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,8 @@ _HERMES_BLOCK = re.compile(
     re.escape(HERMES_OPEN) + r"(.*?)(?:" + re.escape(HERMES_CLOSE) + "|$)", re.S
 )
 _ID_ALPHABET = string.ascii_letters + string.digits
+# Streamed arguments go out in fragments of this many characters (clients concatenate them).
+ARGUMENT_FRAGMENT_CHARS = 24
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,14 @@ class ToolCall:
 @dataclass(frozen=True)
 class Text:
     text: str
+
+
+def argument_fragments(arguments: str) -> list[str]:
+    """A call's JSON arguments cut into the fragments every dialect streams."""
+    return [
+        arguments[at : at + ARGUMENT_FRAGMENT_CHARS]
+        for at in range(0, len(arguments), ARGUMENT_FRAGMENT_CHARS)
+    ]
 
 
 def new_call_id() -> str:

@@ -67,6 +67,13 @@ class EngineSettings(BaseModel):
     memory_margin_mb: int = Field(default=1024, ge=0, le=1024 * 1024)
     # What all loaded models may take together, in MiB; None: the RAM available.
     memory_budget_mb: int | None = Field(default=None, ge=1)
+    # Machines running `homefire worker` ("host:port") that every load uses unless told otherwise.
+    workers: list[str] = Field(default_factory=list, max_length=16)
+    # The longest any one wait on a worker may take (a decode step, a token count); a model's
+    # load may take this plus its size at 50 MB/s, for a slow link.
+    worker_timeout_s: float = Field(default=120.0, gt=0, le=3600)
+    # The network between this machine and its workers, for cluster speed estimates (10 GbE).
+    worker_link_gbps: float = Field(default=10.0, gt=0, le=10_000)
 
 
 class UsageSettings(BaseModel):

@@ -16,6 +16,9 @@ _MAX_LABEL = 40
 _FAMILIES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (family, re.compile(pattern, re.IGNORECASE))
     for family, pattern in (
+        ("Claude Code", r"^claude-cli/|\bclaude[- ]code\b"),
+        # Codex's agent starts with its originator: codex_cli_rs/, codex_exec/, codex-tui/, ...
+        ("Codex CLI", r"\bcodex(?![a-z])"),
         ("Continue", r"\bcontinue\b"),
         ("Cline", r"\bcline\b"),
         ("Roo Code", r"\broo[- ]?code\b"),
@@ -30,6 +33,8 @@ _FAMILIES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("LangChain", r"langchain"),
         ("openai-python", r"\b(?:async)?openai/python\b"),
         ("openai-node", r"\bopenai/js\b"),
+        ("anthropic-python", r"\b(?:async)?anthropic/python\b"),
+        ("anthropic-js", r"\banthropic/js\b"),
         ("ollama-python", r"\bollama-python\b"),
         ("ollama-js", r"\bollama-js\b"),
         ("httpx", r"\bpython-httpx/"),

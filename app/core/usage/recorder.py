@@ -3,7 +3,8 @@
 The engine calls it on its own thread around every generation, chat and endpoint alike:
 ``engine.add_observer(UsageRecorder(ledger, meter))``. The request says where it came from
 (``source``, ``client``); the result says what it produced. A generation that ends in an
-error keeps the tokens it had produced; a cancelled one (Stop, client gone) likewise.
+error keeps the tokens it had produced; a cancelled one (Stop, client gone) likewise. A request
+for no tokens at all (a prompt-cache warm-up) is not recorded.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ class UsageRecorder:
         prompt_tokens: int,
         cached_prompt_tokens: int,
     ) -> None:
+        if request.max_tokens == 0:
+            # A cache warm-up (llama.vscode and llama.vim send one between keystrokes): no paid
+            # API would ever receive it, so it is not counted as a saving.
+            return
         generation_id = self._ledger.start(
             source=request.source,
             client=request.client,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QComboBox,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
@@ -26,20 +27,24 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.catalog.calibration import Correction
-from app.core.catalog.catalog import CatalogEntry, load_catalog
+from app.core.catalog.catalog import CatalogEntry, catalog_variants, load_catalog
+from app.core.catalog.cluster import Cluster, ClusterMember, ClusterVerdict, recommend_cluster
 from app.core.catalog.hub import HubRepo
-from app.core.catalog.recommend import Verdict, recommend
+from app.core.catalog.recommend import Variant, Verdict, recommend
 from app.core.catalog.remote_gguf import hub_variant_for, variants_for_repo
 from app.core.catalog.suggestions import SUGGESTION_CTX, Suggestion, suggest, verdicts_for
 from app.core.downloads.manager import DownloadRequest
 from app.core.errors import RepoNotFound
 from app.core.hardware.profile import HardwareProfile
+from app.core.hardware.profiles import list_profiles
 from app.core.sizes import format_size
 from app.gui.desktop import Desktop
 from app.gui.errors import show_error, user_message
 
-COLUMNS = ("", "Quant", "Size", "Runs as", "Speed", "Quality loss", "Why")
+COLUMNS = ("", "Quant", "Size", "Runs as", "Speed", "Quality loss", "Why", "Across machines")
+CLUSTER_COLUMN = 7
 ROLE = Qt.ItemDataRole.UserRole
+PLAN_COUNTS = (1, 2, 3)  # workers of one profile to plan with
 
 
 class DiscoverPage(QWidget):
@@ -53,6 +58,11 @@ class DiscoverPage(QWidget):
         self._profile: HardwareProfile | None = None
         self._correction: Correction | None = None
         self._verdicts: list[Verdict] = []
+        self._variants: list[Variant] = []
+        self._cluster_verdicts: list[ClusterVerdict] = []
+        # The workers in settings, as they reported themselves (or why they could not).
+        self._live_workers: list[ClusterMember] = []
+        self._workers_problem: str | None = None
         self._repo: str | None = None
         self._entries = load_catalog()
 
@@ -79,6 +89,26 @@ class DiscoverPage(QWidget):
         self.title = QLabel()
         self.title.setWordWrap(True)
         self.title.setTextFormat(Qt.TextFormat.RichText)
+        # Workers to plan with: planning profiles here; live workers once they report memory.
+        self.plan_with = QComboBox()
+        self.plan_with.setObjectName("planCluster")
+        self.plan_with.addItem("This machine only", None)
+        workers = desktop.services.settings.engine.workers
+        if workers:
+            self.plan_with.addItem(f"+ the workers in settings ({len(workers)})", ("workers",))
+        for profile in list_profiles(desktop.services.paths):
+            for count in PLAN_COUNTS:
+                self.plan_with.addItem(f"+ {count} × {profile.name}", (count, profile.name))
+        if workers:  # configured workers are planned with unless the user picks otherwise
+            self.plan_with.setCurrentIndex(1)
+        self.plan_with.currentIndexChanged.connect(self._on_plan_with_current_index_changed)
+        self.cluster_verdict = QLabel()
+        self.cluster_verdict.setObjectName("clusterVerdict")
+        self.cluster_verdict.setWordWrap(True)
+        self.cluster_verdict.hide()
+        plan_row = QHBoxLayout()
+        plan_row.addWidget(QLabel("Plan across:"))
+        plan_row.addWidget(self.plan_with, 1)
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setObjectName("variants")
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -88,6 +118,7 @@ class DiscoverPage(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setShowGrid(False)
         self.table.horizontalHeader().setSectionResizeMode(6, QHeaderView.ResizeMode.Stretch)
+        self.table.setColumnHidden(CLUSTER_COLUMN, True)
         self.table.itemSelectionChanged.connect(self._update_buttons)
         self.basis = QLabel(
             "<small>Sizes from the catalog or the Hub; memory, speed and fit are estimated "
@@ -104,6 +135,8 @@ class DiscoverPage(QWidget):
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addWidget(self.title)
+        right_layout.addLayout(plan_row)
+        right_layout.addWidget(self.cluster_verdict)
         right_layout.addWidget(self.table, 1)
         right_layout.addLayout(buttons)
 
@@ -132,7 +165,8 @@ class DiscoverPage(QWidget):
 
     def _on_profile_detected(self, profile: HardwareProfile) -> None:
         self._profile = profile
-        calibration = self._desktop.services.fit_feedback.calibration
+        services = self._desktop.services
+        calibration = services.fit_feedback.calibration
         entries = self._entries
 
         def work() -> tuple[Correction | None, list[Suggestion]]:
@@ -140,6 +174,22 @@ class DiscoverPage(QWidget):
             return correction, suggest(entries, profile, correction)
 
         self._desktop.bridge.run(work, self._on_suggested, self._on_failed, owner=self)
+        workers = services.settings.engine.workers
+        if workers:
+            self._desktop.bridge.run(
+                lambda: services.worker_members(workers),
+                self._on_workers_probed,
+                self._on_workers_failed,
+                owner=self,
+            )
+
+    def _on_workers_probed(self, members: list[ClusterMember]) -> None:
+        self._live_workers, self._workers_problem = members, None
+        self._show_cluster()
+
+    def _on_workers_failed(self, exc: BaseException) -> None:
+        self._live_workers, self._workers_problem = [], user_message(exc)
+        self._show_cluster()
 
     def _on_suggested(self, found: tuple[Correction | None, list[Suggestion]]) -> None:
         self._correction, suggestions = found
@@ -189,6 +239,7 @@ class DiscoverPage(QWidget):
             entry = next(e for e in self._entries if e.id == key)
             self._repo = entry.repo
             self._show_title(entry)
+            self._variants = catalog_variants(entry)
             self._show_verdicts(entry.name, verdicts_for(entry, profile, correction))
             return
         self._repo = key
@@ -196,14 +247,17 @@ class DiscoverPage(QWidget):
         self.table.setRowCount(0)
         services = self._desktop.services
 
-        def work() -> list[Verdict]:
-            return recommend(
-                profile, variants_for_repo(key, services.hub), SUGGESTION_CTX, correction=correction
-            )
+        def work() -> tuple[list[Variant], list[Verdict]]:
+            variants = variants_for_repo(key, services.hub)
+            return variants, recommend(profile, variants, SUGGESTION_CTX, correction=correction)
 
         self._desktop.bridge.run(
-            work, lambda verdicts: self._show_verdicts(key, verdicts), self._on_hub_failed, self
+            work, lambda found: self._on_hub_variants(key, *found), self._on_hub_failed, self
         )
+
+    def _on_hub_variants(self, repo: str, variants: list[Variant], verdicts: list[Verdict]) -> None:
+        self._variants = variants
+        self._show_verdicts(repo, verdicts)
 
     def _show_title(self, entry: CatalogEntry) -> None:
         active = f", {entry.active_params_b:g}B active (mixture of experts)" if entry.is_moe else ""
@@ -233,12 +287,76 @@ class DiscoverPage(QWidget):
                 self.table.setItem(row, column, cell)
             if v.recommended:
                 pick_row = row
+        self._show_cluster()
         self.table.resizeColumnsToContents()
         self.table.horizontalHeader().setSectionResizeMode(6, QHeaderView.ResizeMode.Stretch)
         if verdicts:
             self.table.selectRow(pick_row)
         self._update_buttons()
         self.verdicts_shown.emit(name)
+
+    # -- planning across machines --------------------------------------------------------------
+
+    def planning_cluster(self) -> Cluster | None:
+        """This machine plus the workers chosen to plan with, or None for this machine only."""
+        choice = self.plan_with.currentData()
+        if choice is None or self._profile is None:
+            return None
+        here = ClusterMember.of_profile(self._profile, "here")
+        link = self._desktop.services.settings.engine.worker_link_gbps
+        if choice == ("workers",):
+            return Cluster(here, tuple(self._live_workers), link) if self._live_workers else None
+        count, name = choice
+        worker = next(
+            (p for p in list_profiles(self._desktop.services.paths) if p.name == name), None
+        )
+        if worker is None:  # a user profile removed since the list was filled
+            return None
+        member = ClusterMember.of_profile(worker, "worker")
+        return Cluster(here, (member,) * count, link)
+
+    def _on_plan_with_current_index_changed(self, _index: int) -> None:
+        self._show_cluster()
+        self.table.resizeColumnsToContents()
+        self.table.horizontalHeader().setSectionResizeMode(6, QHeaderView.ResizeMode.Stretch)
+
+    def _show_cluster(self) -> None:
+        """The cluster's verdict beside each variant's verdict for this machine."""
+        cluster = self.planning_cluster()
+        self.table.setColumnHidden(CLUSTER_COLUMN, cluster is None)
+        self._cluster_verdicts = []
+        if self.plan_with.currentData() == ("workers",) and cluster is None:
+            waiting = "Asking the workers in settings for their memory…"
+            self.cluster_verdict.setText(self._workers_problem or waiting)
+            self.cluster_verdict.setVisible(True)
+            return
+        self.cluster_verdict.setVisible(cluster is not None)
+        if cluster is None or not self._variants:
+            self.cluster_verdict.setText("")
+            return
+        planned = recommend_cluster(self._variants, SUGGESTION_CTX, cluster)
+        self._cluster_verdicts = planned
+        by_quant = {v.variant.quant: v for v in planned}
+        for row, verdict in enumerate(self._verdicts):
+            found = by_quant.get(verdict.variant.quant)
+            text = tip = ""
+            if found is not None:
+                plan = found.plan
+                speed = f", ~{plan.tokens_per_s:.0f} tok/s" if plan.tokens_per_s else ""
+                text = {"fits": "fits", "tight": "fits, tight", "no_fit": "does not fit"}[plan.kind]
+                text = ("★ " if found.recommended else "") + text + speed
+                tip = f"{plan.text}\nspeed: {plan.speed_basis}"
+            cell = QTableWidgetItem(text)
+            cell.setToolTip(tip)
+            self.table.setItem(row, CLUSTER_COLUMN, cell)
+        pick = next((v for v in planned if v.recommended), None)
+        machines = f"{len(cluster.members)} machines"
+        if pick is None:
+            self.cluster_verdict.setText(f"Across {machines}: no variant fits (estimated).")
+        else:
+            self.cluster_verdict.setText(
+                f"Across {machines}: {pick.variant.quant} {pick.plan.text} (estimated)."
+            )
 
     def selected_verdict(self) -> Verdict | None:
         rows = self.table.selectionModel().selectedRows()

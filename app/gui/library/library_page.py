@@ -202,7 +202,8 @@ class LibraryPage(QWidget):
     def _on_facts_gathered(self, model: LibraryModel, facts: LoadFacts) -> None:
         self._show_loaded()
         self._update_buttons()
-        dialog = LoadDialog(model, facts, self)
+        workers = self._desktop.services.settings.engine.workers
+        dialog = LoadDialog(model, facts, self, workers=workers)
         dialog.accepted.connect(
             lambda: self._desktop.loader.load(model, dialog.options(), dialog.current_estimate)
         )

@@ -1,4 +1,5 @@
-"""The Load dialog: context, GPU layers, flash attention, KV cache type, MoE experts on CPU.
+"""The Load dialog: context, GPU layers, flash attention, KV cache type, MoE experts on CPU,
+the workers that hold part of the model.
 
 Pre-filled by the recommender for this machine; the memory estimate and the verdict beside the
 choices are recomputed (pure functions, microseconds) on every change, by the same rule the
@@ -8,6 +9,7 @@ estimate.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from PySide6.QtCore import Qt, Signal
@@ -20,6 +22,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -28,6 +31,7 @@ from PySide6.QtWidgets import (
 from app.core.catalog.estimator import MemoryEstimate, parallel_cost_bytes
 from app.core.catalog.fit import LoadFit
 from app.core.catalog.load_plan import LoadFacts
+from app.core.cluster.worker import parse_workers
 from app.core.errors import AppError
 from app.core.library.model import LibraryModel
 from app.core.load_options import KV_CACHE_TYPES, LoadOptions
@@ -39,7 +43,13 @@ SHOWN_PARALLEL = 4  # slots whose cost is shown: chat, an agent and autocomplete
 class LoadDialog(QDialog):
     estimate_changed = Signal(object)  # MemoryEstimate | None
 
-    def __init__(self, model: LibraryModel, facts: LoadFacts, parent: QWidget | None = None):
+    def __init__(
+        self,
+        model: LibraryModel,
+        facts: LoadFacts,
+        parent: QWidget | None = None,
+        workers: Sequence[str] = (),
+    ):
         super().__init__(parent)
         self.setObjectName("loadDialog")
         self.model = model
@@ -74,6 +84,14 @@ class LoadDialog(QDialog):
         self.moe_experts_on_cpu.setEnabled(facts.facts.is_moe and facts.gpu_backend is not None)
         if not facts.facts.is_moe:
             self.moe_experts_on_cpu.setToolTip("This model is not a mixture of experts.")
+        self.workers = QLineEdit(" ".join(workers))
+        self.workers.setObjectName("workersField")
+        self.workers.setPlaceholderText("none: this machine only")
+        self.workers.setToolTip(
+            "Machines running `homefire worker` that hold part of the model, as host:port, "
+            "separated by commas or spaces. Their layers travel over the network: a model that "
+            "fits this machine alone runs faster without workers."
+        )
 
         form = QFormLayout()
         form.addRow("Context length", self.context)
@@ -81,6 +99,7 @@ class LoadDialog(QDialog):
         form.addRow("", self.flash)
         form.addRow("KV cache type", self.kv_cache_type)
         form.addRow("MoE experts on CPU", self.moe_experts_on_cpu)
+        form.addRow("Workers", self.workers)
         choices = QGroupBox("Settings")
         choices.setLayout(form)
 
@@ -112,6 +131,7 @@ class LoadDialog(QDialog):
 
         for box_widget in (self.context, self.gpu_layers, self.moe_experts_on_cpu):
             box_widget.valueChanged.connect(self._on_choice_changed)
+        self.workers.textChanged.connect(self._on_choice_changed)
         self.flash.toggled.connect(self._on_flash_toggled)
         self.kv_cache_type.currentTextChanged.connect(self._on_kv_cache_type_current_text_changed)
         self._on_choice_changed()
@@ -132,6 +152,7 @@ class LoadDialog(QDialog):
             kv_cache_type=KV_CACHE_TYPES[self.kv_cache_type.currentIndex()],
             moe_experts_on_cpu_layers=self.moe_experts_on_cpu.value(),
             model_id=self.model.name,
+            workers=tuple(str(address) for address in parse_workers(self.workers.text())),
         )
 
     def _on_flash_toggled(self, on: bool) -> None:

@@ -56,6 +56,26 @@ def test_a_grammar_constrains_every_token(coder_engine: Engine) -> None:
         assert isinstance(json.loads(result.text)["n"], int)
 
 
+def test_strings_under_a_schema_are_strict_json_without_control_characters(
+    coder_engine: Engine,
+) -> None:
+    # The tiny coder's byte tokens make raw control characters likely wherever they are allowed.
+    grammar = grammar_from_json_schema(
+        {"type": "object", "properties": {"s": {"type": "string"}}, "required": ["s"]}
+    )
+    from app.core.engine.request import Sampling
+
+    for seed in (1, 2, 3, 4):
+        result = coder_engine.generate(
+            GenerationRequest(
+                messages=HELLO, grammar=grammar, max_tokens=120, sampling=Sampling(seed=seed)
+            )
+        ).result()
+        if result.finish_reason == "stop":
+            json.loads(result.text)  # strict: raw control characters inside strings fail
+        assert not any(ord(c) < 0x20 for c in result.text)  # the grammar's spaces are " " only
+
+
 def test_an_unparsable_grammar_is_refused_not_crashed(coder_engine: Engine) -> None:
     with pytest.raises(UnsupportedRequest):
         coder_engine.generate(

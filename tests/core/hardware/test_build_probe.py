@@ -51,6 +51,16 @@ def test_registry_names_map_to_backends_and_unknown_ones_are_ignored() -> None:
     assert interpret_build(facts).backends == ("cpu", "cuda", "vulkan")
 
 
+def test_an_rpc_only_build_offers_no_gpu_offload() -> None:
+    # The binding says "offload supported" for a CPU build with the RPC backend compiled in.
+    facts = BuildFacts("x", True, ("RPC", "CPU"), (), "")
+
+    info = interpret_build(facts)
+
+    assert info.backends == ("cpu",)
+    assert info.gpu_offload is False
+
+
 def test_a_binding_that_cannot_load_is_an_absent_part() -> None:
     def broken() -> BuildFacts:
         raise OSError("libllama.so: cannot open shared object file")

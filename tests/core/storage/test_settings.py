@@ -80,3 +80,24 @@ def test_homefire_home_moves_every_path(tmp_path: Path) -> None:
 
 def test_tests_never_touch_the_real_home(homefire_home: Path) -> None:
     assert AppPaths.from_env().config_dir.is_relative_to(homefire_home)
+
+
+def test_workers_and_their_link_are_settings(tmp_path: Path) -> None:
+    store = SettingsStore(tmp_path / "settings.json")
+    settings = Settings()
+    assert settings.engine.workers == []
+    assert settings.engine.worker_link_gbps == 10.0
+    settings.engine.workers = ["192.168.1.20:50052", "[fe80::1]:50052"]
+    settings.engine.worker_link_gbps = 2.5
+    store.save(settings)
+    assert store.load().engine.workers == ["192.168.1.20:50052", "[fe80::1]:50052"]
+    assert store.load().engine.worker_link_gbps == 2.5
+
+
+@pytest.mark.parametrize("engine", [{"workers": ["h:1"] * 17}, {"worker_link_gbps": 0}])
+def test_bad_worker_settings_fall_back_to_defaults(
+    tmp_path: Path, engine: dict[str, object]
+) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"schema_version": SCHEMA_VERSION, "engine": engine}))
+    assert SettingsStore(path).load() == Settings()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -95,14 +96,34 @@ def test_without_a_meter_energy_is_not_measured(engine: Engine, db_path: Path) -
     assert list(clients) == [ClientKey("api", "openai-python")]
 
 
+class _HoldFirstStart:
+    """Holds the engine thread in the first generation's start until released, so the requests
+    submitted meanwhile are queued and join its batch however loaded the machine is."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def generation_started(self, *_args: object) -> None:
+        self.release.wait(timeout=30)
+
+    def generation_progressed(self, job_id: int, completion_tokens: int) -> None:
+        pass
+
+    def generation_finished(self, *_args: object) -> None:
+        pass
+
+
 def test_sequences_decoded_together_each_get_their_own_row(engine: Engine, db_path: Path) -> None:
     ledger = UsageLedger(db_path)
     engine.add_observer(UsageRecorder(ledger))
+    hold = _HoldFirstStart()
+    engine.add_observer(hold)
     try:
         futures = [
             engine.generate(chat(text, n, source="api", client=f"client-{n}"))
             for text, n in (("Hello", 6), ("Hello world", 9), ("Hi", 12))
         ]
+        hold.release.set()
         results = [f.result() for f in futures]
         rows = ledger.records()
     finally:
@@ -114,3 +135,18 @@ def test_sequences_decoded_together_each_get_their_own_row(engine: Engine, db_pa
         row = by_client[f"client-{n}"]
         assert row.tokens.completion == result.completion_tokens == n
         assert row.tokens.prompt == result.prompt_tokens
+
+
+def test_a_cache_warm_up_is_not_counted(engine: Engine, db_path: Path) -> None:
+    ledger = UsageLedger(db_path)
+    engine.add_observer(UsageRecorder(ledger))
+    try:
+        warm_up = engine.generate(chat("Hello there", 0, source="api", client="curl")).result()
+        engine.generate(chat("Hello there", 3, source="api", client="curl")).result()
+        totals = ledger.totals()
+    finally:
+        engine.close()
+        ledger.close()
+    assert warm_up.completion_tokens == 0
+    assert totals.generations == 1
+    assert totals.tokens.completion == 3
