@@ -7,6 +7,7 @@ homefire worker [--host H] [--port P] [--device DEV ...] [--cache DIR | --no-cac
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -105,4 +106,8 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     print("Worker stopped", file=sys.stderr)  # noqa: T201
-    return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # ggml's accept loop cannot be stopped, and the libraries' exit-time destructors may wait on
+    # the thread still inside it: leave without the interpreter's finalization.
+    os._exit(0)
