@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from app.core.catalog.calibration import Correction
 from app.core.engine.engine import Engine, GenerationObserver
 from app.core.engine.result import ModelInfo
-from app.core.errors import Cancelled, EngineBusy, ModelNotLoaded, UnknownModel
+from app.core.errors import AppError, Cancelled, EngineBusy, ModelNotLoaded, UnknownModel
 from app.core.library.library import ModelLibrary
 from app.core.library.model import LibraryModel
 from app.core.load_options import LoadOptions
@@ -230,6 +230,20 @@ class ModelPool:
         model stays loaded once idle (0: unload when this request ends; negative: forever).
         """
         out: Future[PooledModel] = Future()
+        try:
+            self._acquire(name, n_ctx, keep_alive_s, out)
+        except AppError as exc:  # every outcome arrives the same way: through the Future
+            if out.set_running_or_notify_cancel():
+                out.set_exception(exc)
+        return out
+
+    def _acquire(
+        self,
+        name: str | None,
+        n_ctx: int | None,
+        keep_alive_s: float | None,
+        out: Future[PooledModel],
+    ) -> None:
         wanted = (name or "").strip()
         if n_ctx is not None:
             n_ctx = max(n_ctx, MIN_CONTEXT)
@@ -242,7 +256,7 @@ class ModelPool:
                 )
             if entry is not None:
                 self._join(entry, out, n_ctx, keep_alive_s)
-                return out
+                return
         if not self._settings().load_on_request:
             raise ModelNotLoaded(
                 f"the model {wanted!r} is not loaded and loading models on request is off; "
@@ -250,7 +264,6 @@ class ModelPool:
             )
         # Resolving a new name scans the library (disk): off the caller's thread.
         self._lookups.submit(self._resolve_and_join, wanted, out, n_ctx, keep_alive_s)
-        return out
 
     def _resolve_and_join(
         self, wanted: str, out: Future[PooledModel], n_ctx: int | None, keep_alive_s: float | None
@@ -380,12 +393,13 @@ class ModelPool:
                 entry.keep_alive_s = keep_alive_s
             # A load of it already running: the new options follow it.
             pending = None if fresh or entry.ready.done() else entry.ready
+            outcome: Future[ModelInfo] = Future()
             if pending is None:
-                ready = self._start_load(entry, options)
+                self._start_load(entry, options, outcome)
         if pending is not None:
             pending.exception()  # waits; its outcome is not this load's
             return self.load(model, options, keep_alive_s=keep_alive_s)
-        info = ready.result()
+        info = outcome.result()
         with self._lock:
             self._touch(entry)
             if entry.busy == 0:
@@ -437,39 +451,52 @@ class ModelPool:
 
     # -- the pool thread -----------------------------------------------------------------------
 
-    def _start_load(self, entry: _Entry, options: LoadOptions) -> Future[ModelInfo]:
-        """Queue a load (or reload) of ``entry`` on the pool thread (lock held)."""
+    def _start_load(
+        self, entry: _Entry, options: LoadOptions, outcome: Future[ModelInfo] | None = None
+    ) -> Future[ModelInfo]:
+        """Queue a load (or reload) of ``entry`` on the pool thread (lock held).
+
+        Requests wait on the entry's ``ready`` Future; a reload that cannot fit resolves it
+        with the model as loaded. ``outcome``, when given, is told that refusal instead (the
+        app's own load, whose user must hear why)."""
         if entry.ready.done():
             entry.ready = Future()
         ready = entry.ready
-        self._worker.submit(self._load, entry, ready, options)
+        self._worker.submit(self._load, entry, ready, options, outcome)
         return ready
 
-    def _load(self, entry: _Entry, ready: Future[ModelInfo], options: LoadOptions) -> None:
+    def _load(
+        self,
+        entry: _Entry,
+        ready: Future[ModelInfo],
+        options: LoadOptions,
+        outcome: Future[ModelInfo] | None,
+    ) -> None:
         engine = entry.engine
         created = engine is None
         try:
             options = self._prepare(entry.model, options)
             machine = self._budget.machine() if options.n_gpu_layers else None
             need = estimate_need(options, machine, self._correction())
-            reloading = entry.info is not None
+            loaded_info = entry.info
             try:
                 victims = self._make_room(entry, need)
-            except Exception:
-                if not reloading:
+            except AppError as refusal:
+                if loaded_info is None:
                     raise
-                # A larger context that does not fit: keep serving the one loaded, as Ollama does.
-                info = entry.info
-                assert info is not None
+                # A reload that does not fit: the loaded model stays and keeps serving.
                 log.warning(
-                    "%s stays at context %d: context %d does not fit in memory",
+                    "%s stays at context %d: the load asked for (context %d) does not fit: %s",
                     entry.name,
-                    info.n_ctx,
+                    loaded_info.n_ctx,
                     options.n_ctx,
+                    refusal.user_message,
                 )
                 with self._lock:
                     entry.refused_ctx = options.n_ctx
-                ready.set_result(info)
+                ready.set_result(loaded_info)
+                if outcome is not None:
+                    outcome.set_exception(refusal)
                 return
             for victim in victims:
                 self._close(victim)
@@ -488,6 +515,8 @@ class ModelPool:
                 engine.close()
             if not ready.done():
                 ready.set_exception(exc)
+            if outcome is not None:
+                outcome.set_exception(exc)
             self._notify()
             return
         with self._lock:
@@ -503,6 +532,8 @@ class ModelPool:
             describe_keep_alive(entry.keep_alive_s),
         )
         ready.set_result(info)
+        if outcome is not None:
+            outcome.set_result(info)
         with self._lock:
             if entry.busy == 0 and entry.waiters == 0 and self._entries.get(entry.name) is entry:
                 self._idle(entry)

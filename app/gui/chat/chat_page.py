@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
 from app.core.chats.conversation import Conversation, Message
 from app.core.chats.prompting import generation_request
 from app.core.engine.result import GenerationResult
-from app.core.errors import AppError
 from app.core.pool.pool import PooledModel
 from app.gui.chat.composer import Composer
 from app.gui.chat.context_meter import ContextMeter
@@ -290,13 +289,9 @@ class ChatPage(QWidget):
                 )
             return
         request = generation_request(self._conversation.settings, self._messages)
-        try:
-            # The reply holds its model busy in the pool (never evicted mid-reply); a model
-            # unloaded since is loaded again first.
-            granted = self._desktop.services.pool.acquire(loaded.info.model_id)
-        except AppError as exc:
-            self._show_notice(f"The model cannot answer: {user_message(exc)}")
-            return
+        # The reply holds its model busy in the pool (never evicted mid-reply); a model
+        # unloaded since is loaded again first.
+        granted = self._desktop.services.pool.acquire(loaded.info.model_id)
         stream = ReplyStream(self._store, self._conversation.id, loaded.info.model_id, self)
         stream.text_changed.connect(self._on_stream_text_changed)
         stream.finished.connect(self._on_stream_finished)
