@@ -110,9 +110,9 @@ def main() -> int:
             kind = "measured" if model.memory_measured else "estimated"
             print(f"  {model.name}: {mib(model.memory_bytes)} ({kind} over its load)")
         print(
-            f"two models loaded: {mib(statistics.median(memory))} (measured) against a budget of "
-            f"{mib(available - budget.memory_margin_mb * 2**20)} more: RAM available now "
-            f"{mib(available)} (measured) minus the {budget.memory_margin_mb} MiB margin"
+            f"two models loaded: {mib(statistics.median(memory))} (measured over their loads); "
+            f"the pool's budget for more: {mib(available - budget.memory_margin_mb * 2**20)} = "
+            f"RAM available now {mib(available)} (measured) - {budget.memory_margin_mb} MiB margin"
         )
     finally:
         services.close()

@@ -197,11 +197,18 @@ class ModelPool:
         """Every model a request may name (what /v1/models lists with load on request on)."""
         return self._library.models()
 
-    def add_listener(self, listener: Listener) -> None:
-        """``listener()`` runs after every load, unload and pin change, on the thread that made
-        it (the GUI relays it with a Qt signal)."""
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """``listener()`` runs after every load, unload, pin and busy change, on the thread that
+        made it (the GUI relays it with a Qt signal). Returns what removes it."""
         with self._lock:
             self._listeners.append(listener)
+
+        def remove() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return remove
 
     def add_observer(self, observer: GenerationObserver) -> None:
         """Told about every generation of every model, loaded now or later."""
