@@ -1,17 +1,23 @@
 """The app over the model pool: the Library page lists loaded models with measured memory, a pin
 and Unload; the status bar shows them and their memory; the Server page's switch is the
-load-on-request setting. Real core services, a real tiny model."""
+load-on-request setting; each conversation talks to the model it picked. Real core services,
+real tiny models."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QPushButton
 from pytestqt.qtbot import QtBot
 
+from app.core.chats.conversation import Message
 from app.core.storage.paths import AppPaths
-from app.core.storage.settings import SettingsStore
+from app.core.storage.settings import Settings, SettingsStore
+from app.gui.chat.chat_page import ChatPage
 from app.gui.main_window import MainWindow
+from tests.fixtures.tiny_llama import write_tiny_llama
 from tests.gui.conftest import LoadModel
 
 
@@ -57,3 +63,55 @@ def test_the_server_pages_switch_is_the_load_on_request_setting(
     assert saved.engine.load_on_request is False
     switch.setChecked(True)
     assert window.desktop.services.pool.loads_on_request
+
+
+@pytest.fixture
+def second_model(homefire_home: Path) -> str:
+    """A second tiny model in a folder of the user's, so the library lists it."""
+    folder = homefire_home / "my-models"
+    folder.mkdir()
+    write_tiny_llama(folder / "tiny-second.gguf", seed=5)
+    SettingsStore(AppPaths.from_env().settings_file).save(Settings(model_folders=[str(folder)]))
+    return "tiny-second"
+
+
+def _send(qtbot: QtBot, page: ChatPage, text: str) -> Message:
+    page.composer.setPlainText(text)
+    with qtbot.waitSignal(page.reply_finished, timeout=60_000) as finished:
+        qtbot.keyClick(page.composer, Qt.Key.Key_Return)
+    message = finished.args[0]
+    assert isinstance(message, Message)
+    return message
+
+
+def test_each_conversation_talks_to_the_model_it_picked(
+    second_model: str,  # first: the settings are written before the window reads them
+    qtbot: QtBot,
+    window: MainWindow,
+    load_model: LoadModel,
+    tiny_model: Path,
+) -> None:
+    load_model(tiny_model)
+    page = window.chat
+    picker = page.model_picker
+    qtbot.waitUntil(lambda: picker.findData(second_model) > 0)
+    assert picker.currentData() is None  # the model loaded last, until one is picked
+    first = page.conversation
+    assert first is not None
+
+    picker.setCurrentIndex(picker.findData(second_model))
+    picker.activated.emit(picker.currentIndex())
+    reply = _send(qtbot, page, "Hello")
+    assert reply.model == second_model  # loaded on request for this conversation
+    pool = window.desktop.services.pool
+    assert sorted(m.name for m in pool.models()) == sorted(["tiny-chatml", second_model])
+    assert [m.busy for m in pool.models()] == [0, 0]  # the reply's hold ended with it
+
+    page.new_conversation()
+    assert picker.currentData() is None
+    assert _send(qtbot, page, "Hello").model == "tiny-chatml"
+
+    page.open_conversation(first.id)
+    assert picker.currentData() == second_model  # kept with the conversation
+    saved = window.desktop.services.chats.conversation(first.id)
+    assert saved.settings.model == second_model

@@ -22,12 +22,15 @@ def _key(name: str) -> str:
     return name.strip().lower()
 
 
-def resolve_name(requested: str, models: Sequence[LibraryModel]) -> LibraryModel:
+def resolve_name(
+    requested: str, models: Sequence[LibraryModel], loaded: Sequence[str] = ()
+) -> LibraryModel:
     """The one library model ``requested`` names.
 
     Order: exact library name; ``repo:quant``; Ollama ``name:tag`` (``name`` alone means
     ``name:latest``); file name or stem; unique prefix of a library name. Raises
-    ``AmbiguousModel`` naming the candidates, or ``UnknownModel`` naming a few that exist.
+    ``AmbiguousModel`` naming the candidates, or ``UnknownModel`` naming a few that exist
+    (the ``loaded`` ones first: a model loaded from a file may not be in the library).
     """
     wanted = _key(requested)
     if not wanted:
@@ -51,7 +54,8 @@ def resolve_name(requested: str, models: Sequence[LibraryModel]) -> LibraryModel
             if len(names) == 1:  # the same name from two places: the first source wins
                 return found[0]
             raise AmbiguousModel(requested, names)
-    shown = sorted(m.name for m in models)[:SHOWN_NAMES]
-    more = len(models) - len(shown)
+    names = list(dict.fromkeys([*loaded, *sorted(m.name for m in models)]))
+    shown = names[:SHOWN_NAMES]
+    more = len(names) - len(shown)
     listing = ", ".join(shown) + (f" and {more} more" if more > 0 else "") if shown else "none"
     raise UnknownModel(f"no model named {requested!r}; models available: {listing}")

@@ -276,7 +276,9 @@ class ModelPool:
         self, wanted: str, out: Future[PooledModel], n_ctx: int | None, keep_alive_s: float | None
     ) -> None:
         try:
-            model = resolve_name(wanted, self._library.models())
+            with self._lock:
+                loaded = [e.name for e in self._entries.values() if e.loaded]
+            model = resolve_name(wanted, self._library.models(), loaded)
             with self._lock:
                 self._check_open()
                 entry = self._entries.get(model.name)
