@@ -21,6 +21,7 @@ from app.core.engine.engine import Engine
 from app.core.engine.request import GenerationRequest
 from app.core.engine.result import GenerationResult
 from app.core.errors import Cancelled
+from app.core.pool.pool import ModelPool
 from app.core.usage.ledger import UsageLedger
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,23 @@ class GenerationRelay(QObject):
             signal.emit(value)
         except RuntimeError:
             log.debug("generation relay deleted while the engine reported to it")
+
+
+class PoolRelay(QObject):
+    """The model pool's changes (loads, unloads, pins, busy), from any thread, as a signal."""
+
+    changed = Signal()
+
+    def __init__(self, pool: ModelPool, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._remove = pool.add_listener(self._on_pool_changed)
+
+    def _on_pool_changed(self) -> None:
+        if shiboken6.isValid(self):
+            self.changed.emit()
+
+    def close(self) -> None:
+        self._remove()
 
 
 class UsageRelay(QObject):

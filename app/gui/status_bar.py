@@ -1,4 +1,5 @@
-"""The always-visible status bar: loaded model, memory, today's tokens and savings, server URL."""
+"""The always-visible status bar: loaded models and their memory, RAM, today's tokens and savings,
+server URL."""
 
 from __future__ import annotations
 
@@ -58,8 +59,9 @@ class StatusBar(QStatusBar):
         loader = desktop.loader
         loader.loading_started.connect(lambda name: self.model.setText(f"Loading {name}…"))
         loader.model_loaded.connect(self._on_loader_model_loaded)
-        loader.loading_failed.connect(lambda _exc: self.model.setText("No model loaded"))
-        self.model.setText("No model loaded")
+        loader.loading_failed.connect(lambda _exc: self._show_loaded())
+        desktop.pool_events.changed.connect(self._show_loaded)
+        self._show_loaded()
         self._timer = QTimer(self)
         self._timer.setInterval(MEMORY_REFRESH_MS)
         self._timer.timeout.connect(self._on_timer_timeout)
@@ -78,13 +80,32 @@ class StatusBar(QStatusBar):
         else:
             self.server.setText(f'Serving <a href="{url}/v1/models">{url}/v1</a>')
 
-    def _on_loader_model_loaded(self, loaded: LoadedModel) -> None:
-        info = loaded.info
-        self.model.setText(f"{info.model_id} · ctx {info.n_ctx:,}")
-        measured = info.rss_growth_bytes
+    def _on_loader_model_loaded(self, _loaded: LoadedModel) -> None:
+        self._show_loaded()
+
+    def _show_loaded(self) -> None:
+        """Every loaded model, and the memory they take together (measured over their loads)."""
+        if self._desktop.loader.loading is not None:
+            return  # "Loading …" stays until the load ends
+        models = self._desktop.services.pool.models()
+        if not models:
+            self.model.setText("No model loaded")
+            self.model.setToolTip("")
+            return
+        total = sum(m.memory_bytes for m in models)
+        if len(models) == 1:
+            (only,) = models
+            text = f"{only.name} · ctx {only.info.n_ctx:,} · {format_size(total)}"
+        else:
+            text = f"{len(models)} models loaded · {format_size(total)}"
+        self.model.setText(text)
         self.model.setToolTip(
-            f"{info.path}\nloaded in {info.load_s:.1f} s"
-            + (f"\nmemory measured at load: {format_size(measured)}" if measured else "")
+            "\n".join(
+                f"{m.name}: context {m.info.n_ctx:,}, {format_size(m.memory_bytes)} "
+                f"{'measured' if m.memory_measured else 'estimated'}, loaded in "
+                f"{m.info.load_s:.1f} s"
+                for m in models
+            )
         )
 
     def _on_timer_timeout(self) -> None:

@@ -7,6 +7,8 @@ tokens and frees the engine at once.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QPalette, QShortcut
 from PySide6.QtWidgets import (
@@ -22,11 +24,11 @@ from PySide6.QtWidgets import (
 from app.core.chats.conversation import Conversation, Message
 from app.core.chats.prompting import generation_request
 from app.core.engine.result import GenerationResult
-from app.core.errors import AppError
 from app.core.pool.pool import PooledModel
 from app.gui.chat.composer import Composer
 from app.gui.chat.context_meter import ContextMeter
 from app.gui.chat.conversation_list import ConversationList
+from app.gui.chat.model_picker import ModelPicker
 from app.gui.chat.reply_stream import ReplyStream
 from app.gui.chat.settings_dialog import ChatSettingsDialog
 from app.gui.chat.transcript import TranscriptView
@@ -69,6 +71,8 @@ class ChatPage(QWidget):
         self.title.setFont(font)
         self.model_label = QLabel()
         self.model_label.setObjectName("chatModel")
+        self.model_picker = ModelPicker(desktop)
+        self.model_picker.model_chosen.connect(self._on_model_picker_model_chosen)
         self.settings_button = QToolButton()
         self.settings_button.setText("Settings")
         self.settings_button.setToolTip("System prompt and sampling for this conversation")
@@ -121,6 +125,7 @@ class ChatPage(QWidget):
         loader.loading_started.connect(self._on_loader_loading_started)
         loader.model_loaded.connect(self._on_loader_model_loaded)
         loader.loading_failed.connect(self._on_loader_loading_failed)
+        desktop.pool_events.changed.connect(self._show_model_state)
         self._show_model_state()
         self._open_latest()
 
@@ -134,6 +139,7 @@ class ChatPage(QWidget):
         header = QHBoxLayout()
         header.addWidget(self.title, 1)
         header.addWidget(self.model_label)
+        header.addWidget(self.model_picker)
         header.addWidget(self.settings_button)
 
         buttons = QVBoxLayout()
@@ -206,6 +212,8 @@ class ChatPage(QWidget):
         self._cancel_edit()
         self._conversation = conversation
         self.title.setText(conversation.title)
+        self.model_picker.show_choice(conversation.settings.model)
+        self._show_model_state()
         self._reload_messages()
         self.conversations.refresh(conversation.id)
         if self._stream is not None and self._stream.conversation_id == conversation.id:
@@ -240,6 +248,22 @@ class ChatPage(QWidget):
             self._store.update_settings(self._conversation.id, dialog.settings())
             self._conversation = self._store.conversation(self._conversation.id)
             self._schedule_count(immediately=True)
+
+    def _on_model_picker_model_chosen(self, name: str | None) -> None:
+        if self._conversation is None:
+            return
+        settings = replace(self._conversation.settings, model=name)
+        self._store.update_settings(self._conversation.id, settings)
+        self._conversation = self._store.conversation(self._conversation.id)
+        self._show_model_state()
+        self._schedule_count(immediately=True)
+
+    def _model_name(self) -> str | None:
+        """The model this conversation talks to: its own choice, else the one loaded last."""
+        if self._conversation is not None and self._conversation.settings.model:
+            return self._conversation.settings.model
+        loaded = self._desktop.loader.current
+        return loaded.info.model_id if loaded is not None else None
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -280,8 +304,8 @@ class ChatPage(QWidget):
 
     def _reply(self) -> None:
         assert self._conversation is not None
-        loaded = self._desktop.loader.current
-        if loaded is None:
+        name = self._model_name()
+        if name is None:
             self._waiting_for_model = self._desktop.loader.loading is not None
             if not self._waiting_for_model:
                 self._show_notice(
@@ -290,14 +314,10 @@ class ChatPage(QWidget):
                 )
             return
         request = generation_request(self._conversation.settings, self._messages)
-        try:
-            # The reply holds its model busy in the pool (never evicted mid-reply); a model
-            # unloaded since is loaded again first.
-            granted = self._desktop.services.pool.acquire(loaded.info.model_id)
-        except AppError as exc:
-            self._show_notice(f"The model cannot answer: {user_message(exc)}")
-            return
-        stream = ReplyStream(self._store, self._conversation.id, loaded.info.model_id, self)
+        # The reply holds its model busy in the pool (never evicted mid-reply); a model
+        # unloaded since is loaded again first.
+        granted = self._desktop.services.pool.acquire(name)
+        stream = ReplyStream(self._store, self._conversation.id, name, self)
         stream.text_changed.connect(self._on_stream_text_changed)
         stream.finished.connect(self._on_stream_finished)
         stream.failed.connect(self._on_stream_failed)
@@ -397,7 +417,16 @@ class ChatPage(QWidget):
 
     def _show_model_state(self) -> None:
         loader = self._desktop.loader
-        if loader.current is not None:
+        chosen = self._conversation.settings.model if self._conversation is not None else None
+        if chosen:
+            model = self._desktop.services.pool.find(chosen)
+            self.model_label.setText(
+                f"{model.info.n_ctx:,} tokens of context"
+                if model is not None
+                else "loads when you send"
+            )
+            self.notice.hide()
+        elif loader.current is not None:
             info = loader.current.info
             self.model_label.setText(f"{info.model_id} · {info.n_ctx:,} tokens of context")
             self.notice.hide()
@@ -422,20 +451,20 @@ class ChatPage(QWidget):
             self._count_timer.start()
 
     def _count_context(self) -> None:
-        loaded = self._desktop.loader.current
-        if loaded is None or self._conversation is None:
+        name = self._model_name()
+        if name is None or self._conversation is None:
             return
         if self._stream is not None:
             return  # counted from the result when the reply ends
+        model = self._desktop.services.pool.find(name)
+        if model is None:
+            self.meter.set_unknown("counted once the model is loaded")
+            return
         self._count_serial += 1
         serial = self._count_serial
-        n_ctx = loaded.info.n_ctx
+        n_ctx = model.info.n_ctx
         draft = self.composer.toPlainText().strip() or None
         request = generation_request(self._conversation.settings, self._messages, draft)
-        model = self._desktop.services.pool.find(loaded.info.model_id)
-        if model is None:
-            self.meter.set_unknown("the model is not loaded now")
-            return
         try:
             future = model.engine.count_tokens(request)
         except Exception as exc:  # noqa: BLE001 - the engine has shut down: nothing to count

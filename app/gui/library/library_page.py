@@ -25,6 +25,7 @@ from app.core.sizes import format_size
 from app.gui.desktop import Desktop
 from app.gui.errors import show_error
 from app.gui.library.load_dialog import LoadDialog
+from app.gui.library.loaded_models import LoadedModelsPanel
 from app.gui.model_loader import LoadedModel
 
 SOURCE_NAMES = {
@@ -90,6 +91,8 @@ class LibraryPage(QWidget):
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
         layout.addWidget(self.loaded)
+        self.loaded_models = LoadedModelsPanel(desktop, self)
+        layout.addWidget(self.loaded_models)
 
         loader = desktop.loader
         loader.loading_started.connect(self._on_loader_loading_started)
@@ -257,10 +260,9 @@ class LibraryPage(QWidget):
         model = self.selected()
         if model is None or not model.owned:
             return
-        loaded = self._desktop.loader.current
-        if loaded is not None and loaded.library_model.path == model.path:
+        if self._desktop.services.pool.find(model.name) is not None:
             QMessageBox.information(
-                self, "Delete model", "This model is loaded. Load another model first."
+                self, "Delete model", "This model is loaded. Unload it first (below the list)."
             )
             return
         answer = QMessageBox.question(

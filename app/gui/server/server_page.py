@@ -124,9 +124,20 @@ class ServerPage(QWidget):
         self.lan.toggled.connect(self._update_controls)
         self.cors.textChanged.connect(self._update_controls)
 
+        # Applies at once, running or not: the pool reads the setting on every request.
+        self.load_on_request = QCheckBox("Load models on request")
+        self.load_on_request.setObjectName("loadOnRequest")
+        self.load_on_request.setChecked(desktop.services.settings.engine.load_on_request)
+        self.load_on_request.setToolTip(
+            "A request naming a library model that is not loaded loads it (idle ones unload "
+            "when memory is needed or after the keep-alive); off: only loaded models answer"
+        )
+        self.load_on_request.toggled.connect(self._on_load_on_request_toggled)
+
         form = QFormLayout()
         form.addRow("Port", self.port)
         form.addRow("", self.lan)
+        form.addRow("", self.load_on_request)
         form.addRow("API key", key_row)
         form.addRow("CORS origins", self.cors)
         top = QHBoxLayout()
@@ -271,6 +282,11 @@ class ServerPage(QWidget):
         self._busy = True
         self.state.setText(text)
         self.start_button.setEnabled(False)
+
+    def _on_load_on_request_toggled(self, on: bool) -> None:
+        services = self._desktop.services
+        services.settings.engine.load_on_request = on
+        services.settings_store.save(services.settings)
 
     def _save_settings(self, config: ServerConfig) -> None:
         services = self._desktop.services
