@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.errors import AppError
+from app.core.errors import AppError, Cancelled
 from app.core.pool.pool import LoadedModel
 from app.core.sizes import format_size
 from app.gui.desktop import Desktop
@@ -65,12 +65,20 @@ class LoadedModelsPanel(QWidget):
         desktop.pool_events.changed.connect(self.refresh)
         self._timer = QTimer(self)
         self._timer.setInterval(IDLE_REFRESH_MS)
-        self._timer.timeout.connect(self.refresh)
+        self._timer.timeout.connect(self._tick)
         self._timer.start()
         self.refresh()
 
+    def _tick(self) -> None:
+        if self.isVisible():  # idle times only matter to someone looking
+            self.refresh()
+
     def refresh(self) -> None:
-        self.models = self._desktop.services.pool.models()
+        try:
+            self.models = self._desktop.services.pool.models()
+        except Cancelled:  # Homefire is closing: nothing more to show
+            self._timer.stop()
+            return
         now = datetime.now(UTC)
         self.table.setRowCount(len(self.models))
         for row, model in enumerate(self.models):
