@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from app.core.cluster.worker import DEFAULT_PORT
-from app.core.cluster.worker_server import UNAUTHENTICATED_WARNING, is_loopback, start_worker
+from app.core.cluster.worker_server import UNAUTHENTICATED_WARNING, start_worker
 from app.core.engine.backend import default_threads
+from app.core.server.host_check import is_loopback
 from app.core.sizes import format_size
 from app.core.storage.paths import AppPaths
 

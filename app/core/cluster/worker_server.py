@@ -7,7 +7,6 @@ the process's own listening sockets (port 0 picks a free one, as the HTTP server
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 import time
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from app.core.cluster.ggml_rpc import (
 )
 from app.core.cluster.worker import WorkerAddress
 from app.core.errors import ConfigError, ModelLoadError
+from app.core.server.host_check import is_loopback
 
 _LISTEN_DEADLINE_S = 30.0  # backends initialise first (a GPU's can take seconds)
 _LISTEN_POLL_S = 0.05
@@ -35,15 +35,6 @@ UNAUTHENTICATED_WARNING = (
     "its memory, and fill its disk cache. Share it only on a network you trust (your own LAN, "
     "behind a firewall), never on the internet or public Wi-Fi."
 )
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)
