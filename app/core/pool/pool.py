@@ -154,6 +154,9 @@ class ModelPool:
         self._on_loaded = on_loaded
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
+        # Every engine not yet closed, in the pool or on its way out: close() ends them all,
+        # even one whose unload was queued behind the pool's last job.
+        self._engines: set[Engine] = set()
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
         self._observers: list[GenerationObserver] = []
@@ -455,8 +458,10 @@ class ModelPool:
         for entry in entries:
             if not entry.ready.done():
                 entry.ready.set_exception(Cancelled("Homefire is shutting down"))
-            if entry.engine is not None:
-                entry.engine.close()
+        with self._lock:
+            engines, self._engines = list(self._engines), set()
+        for engine in engines:
+            engine.close()
 
     # -- the pool thread -----------------------------------------------------------------------
 
@@ -522,6 +527,8 @@ class ModelPool:
                 entry.info = None
             if engine is not None and (created or entry.engine is engine):
                 engine.close()
+                with self._lock:
+                    self._engines.discard(engine)
             if not ready.done():
                 ready.set_exception(exc)
             if outcome is not None:
@@ -580,6 +587,7 @@ class ModelPool:
     def _new_engine(self) -> Engine:
         engine = self._engine_factory(self._job_ids)
         with self._lock:
+            self._engines.add(engine)
             observers = list(self._observers)
         for observer in observers:
             engine.add_observer(observer)
@@ -598,8 +606,11 @@ class ModelPool:
             return done
 
     def _close(self, entry: _Entry) -> None:
-        if entry.engine is not None:
-            entry.engine.close()
+        engine = entry.engine
+        if engine is not None:
+            engine.close()
+            with self._lock:
+                self._engines.discard(engine)
         self._notify()
 
     def _expire(self) -> float | None:
