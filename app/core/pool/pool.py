@@ -196,6 +196,13 @@ class ModelPool:
     def loads_on_request(self) -> bool:
         return self._settings().load_on_request
 
+    def resolve(self, name: str) -> LibraryModel:
+        """The library model ``name`` names, loading nothing (scans the library: not on an event
+        loop). Raises ``UnknownModel`` naming loaded and library models, or ``AmbiguousModel``."""
+        with self._lock:
+            loaded = [e.name for e in self._entries.values() if e.loaded]
+        return resolve_name(name, self._library.models(), loaded)
+
     def library_models(self) -> list[LibraryModel]:
         """Every model a request may name (what /v1/models lists with load on request on)."""
         return self._library.models()
@@ -279,9 +286,7 @@ class ModelPool:
         self, wanted: str, out: Future[PooledModel], n_ctx: int | None, keep_alive_s: float | None
     ) -> None:
         try:
-            with self._lock:
-                loaded = [e.name for e in self._entries.values() if e.loaded]
-            model = resolve_name(wanted, self._library.models(), loaded)
+            model = self.resolve(wanted)
             with self._lock:
                 self._check_open()
                 entry = self._entries.get(model.name)
