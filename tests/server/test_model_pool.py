@@ -171,6 +171,12 @@ def test_unknown_and_ambiguous_names_are_clear_errors(start: Start) -> None:
     assert ambiguous.value.code == "model_ambiguous"
     assert "pool-alpha" in ambiguous.value.message
     assert "pool-bravo" in ambiguous.value.message
+    # A model's details never load it.
+    detail = httpx.get(f"{url}/v1/models/pool-alpha", timeout=10).json()
+    assert detail["id"] == "pool-alpha"
+    assert detail["meta"]["loaded"] is False
+    assert httpx.get(f"{url}/v1/models/pool-", timeout=10).status_code == 400
+    assert httpx.get(f"{url}/v1/models/no-such-model", timeout=10).status_code == 404
     assert not _loaded(url)
 
 

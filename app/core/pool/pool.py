@@ -154,6 +154,9 @@ class ModelPool:
         self._on_loaded = on_loaded
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
+        # Every engine not yet closed, in the pool or on its way out: close() ends them all,
+        # even one whose unload was queued behind the pool's last job.
+        self._engines: set[Engine] = set()
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
         self._observers: list[GenerationObserver] = []
@@ -192,6 +195,13 @@ class ModelPool:
     @property
     def loads_on_request(self) -> bool:
         return self._settings().load_on_request
+
+    def resolve(self, name: str) -> LibraryModel:
+        """The library model ``name`` names, loading nothing (scans the library: not on an event
+        loop). Raises ``UnknownModel`` naming loaded and library models, or ``AmbiguousModel``."""
+        with self._lock:
+            loaded = [e.name for e in self._entries.values() if e.loaded]
+        return resolve_name(name, self._library.models(), loaded)
 
     def library_models(self) -> list[LibraryModel]:
         """Every model a request may name (what /v1/models lists with load on request on)."""
@@ -276,9 +286,7 @@ class ModelPool:
         self, wanted: str, out: Future[PooledModel], n_ctx: int | None, keep_alive_s: float | None
     ) -> None:
         try:
-            with self._lock:
-                loaded = [e.name for e in self._entries.values() if e.loaded]
-            model = resolve_name(wanted, self._library.models(), loaded)
+            model = self.resolve(wanted)
             with self._lock:
                 self._check_open()
                 entry = self._entries.get(model.name)
@@ -455,8 +463,10 @@ class ModelPool:
         for entry in entries:
             if not entry.ready.done():
                 entry.ready.set_exception(Cancelled("Homefire is shutting down"))
-            if entry.engine is not None:
-                entry.engine.close()
+        with self._lock:
+            engines, self._engines = list(self._engines), set()
+        for engine in engines:
+            engine.close()
 
     # -- the pool thread -----------------------------------------------------------------------
 
@@ -522,6 +532,8 @@ class ModelPool:
                 entry.info = None
             if engine is not None and (created or entry.engine is engine):
                 engine.close()
+                with self._lock:
+                    self._engines.discard(engine)
             if not ready.done():
                 ready.set_exception(exc)
             if outcome is not None:
@@ -580,6 +592,7 @@ class ModelPool:
     def _new_engine(self) -> Engine:
         engine = self._engine_factory(self._job_ids)
         with self._lock:
+            self._engines.add(engine)
             observers = list(self._observers)
         for observer in observers:
             engine.add_observer(observer)
@@ -598,8 +611,11 @@ class ModelPool:
             return done
 
     def _close(self, entry: _Entry) -> None:
-        if entry.engine is not None:
-            entry.engine.close()
+        engine = entry.engine
+        if engine is not None:
+            engine.close()
+            with self._lock:
+                self._engines.discard(engine)
         self._notify()
 
     def _expire(self) -> float | None:

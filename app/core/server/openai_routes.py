@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.core.engine.request import GenerationRequest
 from app.core.engine.result import GenerationResult, ModelInfo
+from app.core.errors import AmbiguousModel, UnknownModel
 from app.core.library.model import LibraryModel
 from app.core.server.chat_request import chat_job
 from app.core.server.client_names import client_name
@@ -128,7 +129,20 @@ def _library_entry(model: LibraryModel) -> dict[str, Any]:
 
 @router.get("/v1/models/{model_id:path}")
 async def get_model(model_id: str, request: Request) -> dict[str, Any]:
-    return _model_entry((await served_model(request, model_id)).info)
+    """A loaded model's entry, or (load on request on) a library model's, loading nothing."""
+    pool = pool_of(request.app)
+    loaded = pool.find(model_id)
+    if loaded is not None:
+        return _model_entry(loaded.info)
+    if not pool.loads_on_request:
+        return _model_entry((await served_model(request, model_id)).info)  # its 404
+    try:
+        model = await asyncio.to_thread(pool.resolve, model_id)
+    except UnknownModel as exc:
+        raise ApiError(404, exc.user_message, code="model_not_found", param="model") from exc
+    except AmbiguousModel as exc:
+        raise ApiError(400, exc.user_message, code="model_ambiguous", param="model") from exc
+    return _library_entry(model)
 
 
 def _tool_call_json(call: ToolCall) -> dict[str, Any]:

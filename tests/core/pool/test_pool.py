@@ -5,6 +5,7 @@ reloads. Budgets are set from the pool's own figures, so the tests hold on any m
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path
 
@@ -243,3 +244,21 @@ def test_the_apps_load_uses_the_same_pool_and_rules(
     with pytest.raises(InsufficientMemory):
         harness.pool.load(model, LoadOptions(tiny_models["bravo"], n_ctx=4096))
     assert harness.loaded() == ["bravo"]  # a reload that cannot fit keeps the model
+
+
+def test_closing_ends_every_engine_even_one_whose_unload_is_queued(harness: Harness) -> None:
+    _use(harness, "alpha")
+    _use(harness, "bravo")
+    gate = threading.Event()
+    harness.pool._worker.submit(gate.wait)  # the pool thread is busy: unloads queue behind it
+    _use(harness, "alpha", keep_alive_s=0)
+    _use(harness, "bravo", keep_alive_s=0)
+    closing = threading.Thread(target=harness.pool.close)
+    closing.start()
+    deadline = time.monotonic() + TIMEOUT_S  # a hang guard, not a timing
+    while not harness.pool._closed and time.monotonic() < deadline:
+        time.sleep(0.001)
+    gate.set()
+    closing.join(TIMEOUT_S)
+    assert len(harness.engines) == 2
+    assert all(engine.model is None for engine in harness.engines)
