@@ -262,3 +262,22 @@ def test_closing_ends_every_engine_even_one_whose_unload_is_queued(harness: Harn
     closing.join(TIMEOUT_S)
     assert len(harness.engines) == 2
     assert all(engine.model is None for engine in harness.engines)
+
+
+def test_a_split_load_counts_only_this_machines_share_of_the_weights(
+    tiny_models: dict[str, Path],
+) -> None:
+    path = next(iter(tiny_models.values()))
+    weights = path.stat().st_size
+    alone = estimate_need(LoadOptions(path, n_ctx=256), None, None).ram_bytes
+    half = estimate_need(
+        LoadOptions(path, n_ctx=256, workers=("10.0.0.2:50052",), tensor_split=(1.0, 1.0)),
+        None,
+        None,
+    ).ram_bytes
+    by_free_memory = estimate_need(
+        LoadOptions(path, n_ctx=256, workers=("10.0.0.2:50052",)), None, None
+    ).ram_bytes
+
+    assert half == max(alone - weights // 2, 0)
+    assert by_free_memory == max(alone - weights, 0)
