@@ -1,4 +1,5 @@
-"""The always-visible status bar: loaded model, memory, today's tokens and savings, server URL."""
+"""The always-visible status bar: loaded models and their memory, RAM, today's tokens and
+savings, server URL."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
 from app.core.errors import AppError
+from app.core.pool.summary import memory_text, pool_text
 from app.core.sizes import format_size
 from app.core.usage.counts import TokenCounts, UsageTotals
 from app.core.usage.dollars import format_dollars
@@ -16,9 +18,8 @@ from app.core.usage.ledger import UsageEvent
 from app.core.usage.pricing import Price
 from app.core.usage.report import local_day_start
 from app.core.usage.savings import cost_avoided
-from app.gui.bridge import UsageRelay
+from app.gui.bridge import PoolRelay, UsageRelay
 from app.gui.desktop import Desktop
-from app.gui.model_loader import LoadedModel
 
 MEMORY_REFRESH_MS = 2000
 
@@ -56,10 +57,11 @@ class StatusBar(QStatusBar):
         )
 
         loader = desktop.loader
-        loader.loading_started.connect(lambda name: self.model.setText(f"Loading {name}…"))
-        loader.model_loaded.connect(self._on_loader_model_loaded)
-        loader.loading_failed.connect(lambda _exc: self.model.setText("No model loaded"))
-        self.model.setText("No model loaded")
+        loader.loading_started.connect(self._on_loader_loading_started)
+        loader.loading_failed.connect(lambda _exc: self.show_models())
+        self._pool = PoolRelay(desktop.services.pool, self)
+        self._pool.pool_changed.connect(self.show_models)
+        self.show_models()
         self._timer = QTimer(self)
         self._timer.setInterval(MEMORY_REFRESH_MS)
         self._timer.timeout.connect(self._on_timer_timeout)
@@ -70,6 +72,7 @@ class StatusBar(QStatusBar):
 
     def close_relays(self) -> None:
         self._relay.close()
+        self._pool.close()
         self._timer.stop()
 
     def set_server_url(self, url: str | None) -> None:
@@ -78,14 +81,16 @@ class StatusBar(QStatusBar):
         else:
             self.server.setText(f'Serving <a href="{url}/v1/models">{url}/v1</a>')
 
-    def _on_loader_model_loaded(self, loaded: LoadedModel) -> None:
-        info = loaded.info
-        self.model.setText(f"{info.model_id} · ctx {info.n_ctx:,}")
-        measured = info.rss_growth_bytes
+    def show_models(self) -> None:
+        """The loaded models and their memory together; each one in the tooltip."""
+        models = self._desktop.services.pool.models()
+        self.model.setText(pool_text(models))
         self.model.setToolTip(
-            f"{info.path}\nloaded in {info.load_s:.1f} s"
-            + (f"\nmemory measured at load: {format_size(measured)}" if measured else "")
+            "\n".join(f"{m.name} · ctx {m.info.n_ctx:,} · {memory_text(m)}" for m in models)
         )
+
+    def _on_loader_loading_started(self, name: str) -> None:
+        self.model.setText(f"Loading {name}… · {pool_text(self._desktop.services.pool.models())}")
 
     def _on_timer_timeout(self) -> None:
         memory = psutil.virtual_memory()

@@ -123,6 +123,7 @@ class Conversation:
     created_at: datetime
     updated_at: datetime
     settings: ChatSettings = field(default_factory=ChatSettings)
+    model: str | None = None  # the library model that answers it; None: the one loaded
 
 
 def title_from(text: str) -> str:
