@@ -460,7 +460,9 @@ class ChatPage(QWidget):
         picker = self.model_picker
         picker.blockSignals(True)
         picker.clear()
-        picker.addItem("Most recent loaded model", None)
+        latest = pool.default()
+        # None follows whatever was loaded or used last; the item says which model that is now.
+        picker.addItem(f"Latest loaded ({latest.name})" if latest else "Latest loaded model", None)
         for choice in choices:
             picker.addItem(
                 choice.name if choice.loaded else f"{choice.name} (not loaded)", choice.name

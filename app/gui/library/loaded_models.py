@@ -29,6 +29,7 @@ from app.gui.errors import show_error
 
 COLUMNS = ("Model", "Context", "Memory", "Idle", "Unloads", "Pin", "")
 IDLE_REFRESH_MS = 1000
+MAX_ROWS_SHOWN = 4  # more scroll
 _IDLE, _EXPIRY, _PIN, _UNLOAD = 3, 4, 5, 6
 W = TypeVar("W", bound=QWidget)
 
@@ -87,7 +88,7 @@ class LoadedModelsTable(QTableWidget):
             self.setCellWidget(row, _PIN, self._pin_widget(model))
             self.setCellWidget(row, _UNLOAD, self._unload_widget(model))
         self._show_times()
-        self.setMinimumHeight(self._height_for(len(models)))
+        self.setFixedHeight(self._height_for(len(models)))  # the library list takes the rest
 
     def close_relay(self) -> None:
         self._relay.close()
@@ -124,7 +125,7 @@ class LoadedModelsTable(QTableWidget):
             self.setItem(row, _EXPIRY, QTableWidgetItem(expiry_text(model, now)))
 
     def _height_for(self, rows: int) -> int:
-        shown = max(min(rows, 4), 1)
+        shown = max(min(rows, MAX_ROWS_SHOWN), 1)
         return (
             self.horizontalHeader().height()
             + shown * self.verticalHeader().defaultSectionSize()
