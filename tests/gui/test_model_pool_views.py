@@ -226,3 +226,22 @@ def test_the_server_switch_saves_load_on_request(
     qtbot.waitUntil(lambda: _picker_names(window.chat) == [None, "tiny-a"])
     switch.click()
     assert SettingsStore(AppPaths.from_env().settings_file).load().engine.load_on_request
+
+
+def test_a_conversation_s_own_model_loads_for_its_reply_with_load_on_request_off(
+    qtbot: QtBot, two_tiny: list[Path], window: MainWindow, load_model: LoadModel
+) -> None:
+    load_model(two_tiny[0])
+    window.server.load_on_request.click()  # off: requests name loaded models only
+    page = window.chat
+    assert page.conversation is not None
+    page._store.update_settings(page.conversation.id, GREEDY)
+    page.pick_model("tiny-b")  # picked earlier, when it was offered
+    assert page.model_picker.currentData() == "tiny-b"
+    page.composer.setPlainText("Hello")
+    with qtbot.waitSignal(page.reply_finished, timeout=60_000) as finished:
+        qtbot.keyClick(page.composer, Qt.Key.Key_Return)
+    reply = finished.args[0]
+    assert (reply.status, reply.model) == ("complete", "tiny-b")
+    pool = window.desktop.services.pool
+    assert sorted(m.name for m in pool.models()) == ["tiny-a", "tiny-b"]
