@@ -71,6 +71,11 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port < 65536:
         print("homefire: --port must be 0-65535", file=sys.stderr)  # noqa: T201
         return 2
+    # Ctrl-C and a service manager's SIGTERM both ask for a stop; set before the server starts,
+    # so a signal arriving at any moment after (a script that read the address) is a clean stop.
+    stop = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.set())
     cache_dir: Path | None = None
     if not args.no_cache:
         cache_dir = args.cache or AppPaths.from_env().cache_dir / "rpc-tensors"
@@ -96,15 +101,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"Tensor cache: {worker.cache_dir}", file=sys.stderr)  # noqa: T201
     # One line on stdout, so scripts (and tests) can read the address.
     print(f"Worker listening at {worker.address}", flush=True)  # noqa: T201
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.wait(0.5):
-            if not worker.thread.is_alive():
-                print("homefire: the RPC server stopped on its own", file=sys.stderr)  # noqa: T201
-                return 1
-    except KeyboardInterrupt:
-        pass
+    while not stop.wait(0.5):
+        if not worker.thread.is_alive():
+            print("homefire: the RPC server stopped on its own", file=sys.stderr)  # noqa: T201
+            return 1
     print("Worker stopped", file=sys.stderr)  # noqa: T201
     sys.stdout.flush()
     sys.stderr.flush()

@@ -167,6 +167,23 @@ class GenerationRelay(QObject):
             log.debug("generation relay deleted while the engine reported to it")
 
 
+class PoolRelay(QObject):
+    """The model pool's changes (loads, unloads, pins, busy), from any thread, as a signal."""
+
+    changed = Signal()
+
+    def __init__(self, pool: ModelPool, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._remove = pool.add_listener(self._on_pool_changed)
+
+    def _on_pool_changed(self) -> None:
+        if shiboken6.isValid(self):
+            self.changed.emit()
+
+    def close(self) -> None:
+        self._remove()
+
+
 class UsageRelay(QObject):
     """The usage ledger's live events (recorded on the engine thread) as a GUI-thread signal."""
 
@@ -178,33 +195,3 @@ class UsageRelay(QObject):
 
     def close(self) -> None:
         self._unsubscribe()
-
-
-class PoolRelay(QObject):
-    """The model pool's changes (a load, unload or pin, told on any thread) as a GUI signal."""
-
-    pool_changed = Signal()
-    _changed = Signal()  # from the pool's thread; queued to this object's (GUI) thread
-
-    def __init__(self, pool: ModelPool, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self._closed = False
-        self._changed.connect(self._on_changed)
-        # The pool has no way to forget a listener: once closed or deleted, this one goes quiet.
-        pool.add_listener(self._on_pool_changed)
-
-    def close(self) -> None:
-        """Nothing more is relayed, not even a change already queued (the core closes next)."""
-        self._closed = True
-
-    def _on_pool_changed(self) -> None:
-        if self._closed or not shiboken6.isValid(self):
-            return
-        try:
-            self._changed.emit()
-        except RuntimeError:
-            log.debug("pool relay deleted while the pool reported to it")
-
-    def _on_changed(self) -> None:
-        if not self._closed:
-            self.pool_changed.emit()

@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, QSettings
 
 from app.core.hardware.profile import HardwareProfile
 from app.core.services import AppServices
-from app.gui.bridge import Bridge
+from app.gui.bridge import Bridge, PoolRelay
 from app.gui.model_loader import ModelLoader
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,7 @@ class Desktop:
     bridge: Bridge
     loader: ModelLoader
     settings: QSettings
+    pool_events: PoolRelay  # the loaded models changed (any page may listen)
     _profile: Future[HardwareProfile] | None = field(default=None)
     _closed: bool = False
 
@@ -35,7 +36,8 @@ class Desktop:
     def create(cls, services: AppServices, owner: QObject | None = None) -> Desktop:
         bridge = Bridge(owner)
         loader = ModelLoader(services, bridge, owner)
-        return cls(services, bridge, loader, gui_settings(services))
+        pool_events = PoolRelay(services.pool, owner)
+        return cls(services, bridge, loader, gui_settings(services), pool_events)
 
     def hardware_profile(self) -> Future[HardwareProfile]:
         """This machine, detected once in the background (probes may run commands; the first
@@ -50,6 +52,7 @@ class Desktop:
             return
         self._closed = True
         self.settings.sync()
+        self.pool_events.close()
         self.bridge.close()
         self.services.close()
 

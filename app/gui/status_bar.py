@@ -1,5 +1,5 @@
-"""The always-visible status bar: loaded models and their memory, RAM, today's tokens and
-savings, server URL."""
+"""The always-visible status bar: loaded models and their memory, RAM, today's tokens and savings,
+server URL."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
 from app.core.errors import AppError
-from app.core.pool.summary import memory_text, pool_text
 from app.core.sizes import format_size
 from app.core.usage.counts import TokenCounts, UsageTotals
 from app.core.usage.dollars import format_dollars
@@ -18,8 +17,9 @@ from app.core.usage.ledger import UsageEvent
 from app.core.usage.pricing import Price
 from app.core.usage.report import local_day_start
 from app.core.usage.savings import cost_avoided
-from app.gui.bridge import PoolRelay, UsageRelay
+from app.gui.bridge import UsageRelay
 from app.gui.desktop import Desktop
+from app.gui.model_loader import LoadedModel
 
 MEMORY_REFRESH_MS = 2000
 
@@ -57,11 +57,11 @@ class StatusBar(QStatusBar):
         )
 
         loader = desktop.loader
-        loader.loading_started.connect(self._on_loader_loading_started)
-        loader.loading_failed.connect(lambda _exc: self.show_models())
-        self._pool = PoolRelay(desktop.services.pool, self)
-        self._pool.pool_changed.connect(self.show_models)
-        self.show_models()
+        loader.loading_started.connect(lambda name: self.model.setText(f"Loading {name}…"))
+        loader.model_loaded.connect(self._on_loader_model_loaded)
+        loader.loading_failed.connect(lambda _exc: self._show_loaded())
+        desktop.pool_events.changed.connect(self._show_loaded)
+        self._show_loaded()
         self._timer = QTimer(self)
         self._timer.setInterval(MEMORY_REFRESH_MS)
         self._timer.timeout.connect(self._on_timer_timeout)
@@ -72,7 +72,6 @@ class StatusBar(QStatusBar):
 
     def close_relays(self) -> None:
         self._relay.close()
-        self._pool.close()
         self._timer.stop()
 
     def set_server_url(self, url: str | None) -> None:
@@ -81,16 +80,35 @@ class StatusBar(QStatusBar):
         else:
             self.server.setText(f'Serving <a href="{url}/v1/models">{url}/v1</a>')
 
-    def show_models(self) -> None:
-        """The loaded models and their memory together; each one in the tooltip."""
-        models = self._desktop.services.pool.models()
-        self.model.setText(pool_text(models))
-        self.model.setToolTip(
-            "\n".join(f"{m.name} · ctx {m.info.n_ctx:,} · {memory_text(m)}" for m in models)
-        )
+    def _on_loader_model_loaded(self, _loaded: LoadedModel) -> None:
+        self._show_loaded()
 
-    def _on_loader_loading_started(self, name: str) -> None:
-        self.model.setText(f"Loading {name}… · {pool_text(self._desktop.services.pool.models())}")
+    def _show_loaded(self) -> None:
+        """Every loaded model, and the memory they take together (measured over their loads)."""
+        if self._desktop.loader.loading is not None:
+            return  # "Loading …" stays until the load ends
+        models = self._desktop.services.pool.models()
+        if not models:
+            self.model.setText("No model loaded")
+            self.model.setToolTip("")
+            return
+        total = sum(m.memory_bytes for m in models)
+        # A total with any estimate in it is an estimate.
+        basis = "measured" if all(m.memory_measured for m in models) else "estimated"
+        if len(models) == 1:
+            (only,) = models
+            text = f"{only.name} · ctx {only.info.n_ctx:,} · {format_size(total)} ({basis})"
+        else:
+            text = f"{len(models)} models loaded · {format_size(total)} ({basis})"
+        self.model.setText(text)
+        self.model.setToolTip(
+            "\n".join(
+                f"{m.name}: context {m.info.n_ctx:,}, {format_size(m.memory_bytes)} "
+                f"{'measured' if m.memory_measured else 'estimated'}, loaded in "
+                f"{m.info.load_s:.1f} s"
+                for m in models
+            )
+        )
 
     def _on_timer_timeout(self) -> None:
         memory = psutil.virtual_memory()

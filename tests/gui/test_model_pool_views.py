@@ -1,6 +1,7 @@
 """The app side of the model pool over real engines on GGUFs the tests write: the Library page's
-Loaded table (unload, pin), the status bar's totals, each conversation's model and the Server
-page's "load on request" switch."""
+loaded models (two rows, unload, a pin that survives an eviction), a load that cannot fit, the
+status bar's total, and each conversation's model across a restart (loaded for its reply, even
+with load on request off)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QCheckBox, QMessageBox, QPushButton, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.core.chats.conversation import ChatSettings
@@ -24,6 +25,7 @@ from app.gui.desktop import Desktop
 from app.gui.main_window import MainWindow
 from tests.gui.conftest import LoadModel
 
+PIN_COLUMN, UNLOAD_COLUMN = 4, 5
 GREEDY = ChatSettings(temperature=0.0, seed=7, max_tokens=8)
 # What a load measures moves with the process's history (tens of MiB) and the estimate with the
 # machine's correction, so eviction is forced by the model count, which no measurement moves;
@@ -75,7 +77,26 @@ def _load(qtbot: QtBot, desktop: Desktop, path: Path) -> None:
 
 
 def _loaded_names(window: MainWindow) -> list[str]:
-    return window.library.loaded_models.names()
+    return [m.name for m in window.library.loaded_models.models]
+
+
+def _cell(window: MainWindow, name: str, column: int) -> QWidget:
+    row = _loaded_names(window).index(name)
+    widget = window.library.loaded_models.table.cellWidget(row, column)
+    assert widget is not None
+    return widget
+
+
+def _pin_box(window: MainWindow, name: str) -> QCheckBox:
+    box = _cell(window, name, PIN_COLUMN)
+    assert isinstance(box, QCheckBox)
+    return box
+
+
+def _unload_button(window: MainWindow, name: str) -> QPushButton:
+    button = _cell(window, name, UNLOAD_COLUMN)
+    assert isinstance(button, QPushButton)
+    return button
 
 
 def test_two_loaded_models_show_two_rows_and_unload_removes_one(
@@ -84,49 +105,46 @@ def test_two_loaded_models_show_two_rows_and_unload_removes_one(
     for path in two_tiny:
         load_model(path)
     pool = window.desktop.services.pool
-    table = window.library.loaded_models
+    panel = window.library.loaded_models
     qtbot.waitUntil(lambda: sorted(_loaded_names(window)) == ["tiny-a", "tiny-b"])
-    assert table.rowCount() == 2
-    for row, model in enumerate(table.models):
-        memory = table.item(row, 2).text()
+    assert panel.table.rowCount() == 2
+    for row, model in enumerate(panel.models):
+        memory = panel.table.item(row, 2).text()
         basis = "measured" if model.memory_measured else "estimated"
         assert memory == f"{format_size(model.memory_bytes)} ({basis})"
-        assert table.item(row, 3).text().startswith("idle ")
+        assert panel.table.item(row, 3).text()  # its idle time
 
     models = pool.models()
     total = format_size(sum(m.memory_bytes for m in models))
     basis = "measured" if all(m.memory_measured for m in models) else "estimated"
     assert window.status.model.text() == f"2 models loaded · {total} ({basis})"
 
-    qtbot.mouseClick(table.unload_button("tiny-a"), Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(_unload_button(window, "tiny-a"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: _loaded_names(window) == ["tiny-b"], timeout=20_000)
     assert pool.find("tiny-a") is None
     assert [m.name for m in pool.models()] == ["tiny-b"]
-    qtbot.waitUntil(lambda: window.status.model.text().startswith("1 model loaded · "))
+    qtbot.waitUntil(lambda: window.status.model.text().startswith("tiny-b · ctx 512 · "))
 
 
 def test_a_pinned_model_survives_an_eviction(
     qtbot: QtBot, three_tiny: list[Path], window: MainWindow
 ) -> None:
     pool = window.desktop.services.pool
-    table = window.library.loaded_models
     first, second, third = three_tiny
     _load(qtbot, window.desktop, first)
     qtbot.waitUntil(lambda: _loaded_names(window) == ["tiny-a"])
-    table.pin_box("tiny-a").click()
+    _pin_box(window, "tiny-a").click()
     assert [m.pinned for m in pool.models()] == [True]
-    assert table.item(0, 4).text() == "pinned: stays loaded"
 
     _load(qtbot, window.desktop, second)  # tiny-a is now the least recently used
     _load(qtbot, window.desktop, third)  # no room for three: the idle unpinned one goes
     qtbot.waitUntil(lambda: sorted(_loaded_names(window)) == ["tiny-a", "tiny-c"])
     assert pool.find("tiny-b") is None
-    assert table.pin_box("tiny-a").isChecked()
-    assert not table.pin_box("tiny-c").isChecked()
+    qtbot.waitUntil(lambda: _pin_box(window, "tiny-a").isChecked())
+    assert not _pin_box(window, "tiny-c").isChecked()
 
-    table.pin_box("tiny-a").click()  # unpinned: the pool forgets the pin
-    assert not pool.find("tiny-a").pinned
-    assert table.item(table.names().index("tiny-a"), 4).text() != "pinned: stays loaded"
+    _pin_box(window, "tiny-a").click()  # unpinned: the pool forgets the pin
+    qtbot.waitUntil(lambda: not pool.find("tiny-a").pinned)
 
 
 def test_a_model_that_cannot_fit_is_refused_with_what_it_needs(
@@ -182,7 +200,7 @@ def test_each_conversation_keeps_its_model_and_is_answered_by_it(
         conversation_id = page.conversation.id
         page._store.update_settings(conversation_id, GREEDY)
         _pick(page, "tiny-b")
-        assert page._store.conversation(conversation_id).model == "tiny-b"
+        assert page._store.conversation(conversation_id).settings.model == "tiny-b"
     finally:
         window.shutdown()
         window.close()
@@ -211,23 +229,6 @@ def test_each_conversation_keeps_its_model_and_is_answered_by_it(
         again.shutdown()
 
 
-def test_the_server_switch_saves_load_on_request(
-    qtbot: QtBot, two_tiny: list[Path], window: MainWindow, load_model: LoadModel
-) -> None:
-    load_model(two_tiny[0])
-    switch = window.server.load_on_request
-    assert switch.isChecked()
-    switch.click()
-    saved = SettingsStore(AppPaths.from_env().settings_file).load()
-    assert saved.engine.load_on_request is False
-    assert window.desktop.services.pool.loads_on_request is False
-    # The chat's picker then offers only what is loaded.
-    window.chat.refresh_models()
-    qtbot.waitUntil(lambda: _picker_names(window.chat) == [None, "tiny-a"])
-    switch.click()
-    assert SettingsStore(AppPaths.from_env().settings_file).load().engine.load_on_request
-
-
 def test_a_conversation_s_own_model_loads_for_its_reply_with_load_on_request_off(
     qtbot: QtBot, two_tiny: list[Path], window: MainWindow, load_model: LoadModel
 ) -> None:
@@ -236,7 +237,9 @@ def test_a_conversation_s_own_model_loads_for_its_reply_with_load_on_request_off
     page = window.chat
     assert page.conversation is not None
     page._store.update_settings(page.conversation.id, GREEDY)
-    page.pick_model("tiny-b")  # picked earlier, when it was offered
+    page.open_conversation(page.conversation.id)
+    qtbot.waitUntil(lambda: "tiny-b" in _picker_names(page))
+    _pick(page, "tiny-b")
     assert page.model_picker.currentData() == "tiny-b"
     page.composer.setPlainText("Hello")
     with qtbot.waitSignal(page.reply_finished, timeout=60_000) as finished:

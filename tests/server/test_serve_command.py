@@ -42,14 +42,22 @@ def start(
 def test_serve_prints_its_url_serves_the_sdk_and_stops_on_sigterm(
     tiny_model: Path, homefire_home: Path
 ) -> None:
-    process = start(["--model", str(tiny_model), "--port", "0", "--ctx", "256"], homefire_home)
+    flags = ["--no-load-on-request", "--keep-alive", "1h", "--max-loaded-models", "2"]
+    process = start(
+        ["--model", str(tiny_model), "--port", "0", "--ctx", "256", *flags], homefire_home
+    )
     try:
         assert process.stdout is not None
         line = process.stdout.readline()
         assert line.startswith("Serving tiny-chatml (context 256) at http://127.0.0.1:")
         url = line.rsplit(" at ", 1)[1].strip()
         client = openai.OpenAI(base_url=url, api_key="none", max_retries=0)
+        # Load on request off: only the loaded model is listed (the starter is not).
         assert [m.id for m in client.models.list().data] == ["tiny-chatml"]
+        with pytest.raises(openai.NotFoundError):
+            client.chat.completions.create(
+                model="gemma-3-270m", messages=[{"role": "user", "content": "Hi"}], max_tokens=1
+            )
         reply = client.chat.completions.create(
             model="tiny-chatml", messages=[{"role": "user", "content": "Hi"}], max_tokens=3
         )

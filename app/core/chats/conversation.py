@@ -27,6 +27,8 @@ class ChatSettings:
     repeat_penalty: float = Sampling.repeat_penalty
     max_tokens: int | None = None  # None: until the model stops or the context is full
     seed: int | None = None
+    # The model this conversation talks to (a library name); None: the model loaded last.
+    model: str | None = None
 
     def sampling(self) -> Sampling:
         return Sampling(
@@ -57,6 +59,7 @@ class ChatSettings:
             "repeat_penalty": float,
             "max_tokens": int,
             "seed": int,
+            "model": str,
         }
         values: dict[str, Any] = {}
         for key, kind in known.items():
@@ -123,7 +126,6 @@ class Conversation:
     created_at: datetime
     updated_at: datetime
     settings: ChatSettings = field(default_factory=ChatSettings)
-    model: str | None = None  # the library model that answers it; None: the one loaded
 
 
 def title_from(text: str) -> str:

@@ -76,8 +76,6 @@ MIGRATIONS: tuple[db.Migration, ...] = (
             "WHERE status = 'streaming'",
         ),
     ),
-    # Each conversation names the model that answers it (None: whichever is loaded).
-    db.Migration(2, ("ALTER TABLE chat_conversations ADD COLUMN model TEXT",)),
 )
 
 _MESSAGE_COLUMNS = "id, conversation_id, role, content, status, created_at, model, stats, error"
@@ -142,7 +140,7 @@ class ChatStore:
         """Most recently active first."""
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT id, title, created_at, updated_at, settings, model FROM chat_conversations "
+                "SELECT id, title, created_at, updated_at, settings FROM chat_conversations "
                 "ORDER BY updated_at DESC, id DESC"
             ).fetchall()
         return [_conversation(row) for row in rows]
@@ -150,7 +148,7 @@ class ChatStore:
     def conversation(self, conversation_id: int) -> Conversation:
         with self._read() as conn:
             row = conn.execute(
-                "SELECT id, title, created_at, updated_at, settings, model FROM chat_conversations "
+                "SELECT id, title, created_at, updated_at, settings FROM chat_conversations "
                 "WHERE id = ?",
                 (conversation_id,),
             ).fetchone()
@@ -172,14 +170,6 @@ class ChatStore:
             conn.execute(
                 "UPDATE chat_conversations SET settings = ? WHERE id = ?",
                 (json.dumps(settings.to_json()), conversation_id),
-            )
-
-    def set_model(self, conversation_id: int, model: str | None) -> None:
-        """The model that answers this conversation from now on (None: whichever is loaded)."""
-        with self._write() as conn:
-            self._require(conn, conversation_id)
-            conn.execute(
-                "UPDATE chat_conversations SET model = ? WHERE id = ?", (model, conversation_id)
             )
 
     def delete_conversation(self, conversation_id: int) -> None:
@@ -404,7 +394,6 @@ def _conversation(row: tuple[object, ...]) -> Conversation:
         created_at=_parse(str(row[2])),
         updated_at=_parse(str(row[3])),
         settings=settings,
-        model=None if row[5] is None else str(row[5]),
     )
 
 

@@ -30,7 +30,7 @@ def resolve_name(
     Order: exact library name; ``repo:quant``; Ollama ``name:tag`` (``name`` alone means
     ``name:latest``); file name or stem; unique prefix of a library name. Raises
     ``AmbiguousModel`` naming the candidates, or ``UnknownModel`` naming a few that exist
-    (the ``loaded`` ones first: a model loaded from a file outside the library is one too).
+    (the ``loaded`` ones first: a model loaded from a file may not be in the library).
     """
     wanted = _key(requested)
     if not wanted:
@@ -54,8 +54,8 @@ def resolve_name(
             if len(names) == 1:  # the same name from two places: the first source wins
                 return found[0]
             raise AmbiguousModel(requested, names)
-    every = list(dict.fromkeys([*loaded, *sorted(m.name for m in models)]))
-    shown = every[:SHOWN_NAMES]
-    more = len(every) - len(shown)
+    names = list(dict.fromkeys([*loaded, *sorted(m.name for m in models)]))
+    shown = names[:SHOWN_NAMES]
+    more = len(names) - len(shown)
     listing = ", ".join(shown) + (f" and {more} more" if more > 0 else "") if shown else "none"
     raise UnknownModel(f"no model named {requested!r}; models available: {listing}")

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from app.core.catalog.calibration import Correction
 from app.core.engine.engine import Engine, GenerationObserver
 from app.core.engine.result import ModelInfo
-from app.core.errors import Cancelled, EngineBusy, ModelNotLoaded, UnknownModel
+from app.core.errors import AppError, Cancelled, EngineBusy, ModelNotLoaded, UnknownModel
 from app.core.library.library import ModelLibrary
 from app.core.library.model import LibraryModel
 from app.core.load_options import LoadOptions
@@ -197,11 +197,18 @@ class ModelPool:
         """Every model a request may name (what /v1/models lists with load on request on)."""
         return self._library.models()
 
-    def add_listener(self, listener: Listener) -> None:
-        """``listener()`` runs after every load, unload and pin change, on the thread that made
-        it (the GUI relays it with a Qt signal)."""
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        """``listener()`` runs after every load, unload, pin and busy change, on the thread that
+        made it (the GUI relays it with a Qt signal). Returns what removes it."""
         with self._lock:
             self._listeners.append(listener)
+
+        def remove() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return remove
 
     def add_observer(self, observer: GenerationObserver) -> None:
         """Told about every generation of every model, loaded now or later."""
@@ -230,6 +237,20 @@ class ModelPool:
         model stays loaded once idle (0: unload when this request ends; negative: forever).
         """
         out: Future[PooledModel] = Future()
+        try:
+            self._acquire(name, n_ctx, keep_alive_s, out)
+        except AppError as exc:  # every outcome arrives the same way: through the Future
+            if out.set_running_or_notify_cancel():
+                out.set_exception(exc)
+        return out
+
+    def _acquire(
+        self,
+        name: str | None,
+        n_ctx: int | None,
+        keep_alive_s: float | None,
+        out: Future[PooledModel],
+    ) -> None:
         wanted = (name or "").strip()
         if n_ctx is not None:
             n_ctx = max(n_ctx, MIN_CONTEXT)
@@ -242,7 +263,7 @@ class ModelPool:
                 )
             if entry is not None:
                 self._join(entry, out, n_ctx, keep_alive_s)
-                return out
+                return
         if not self._settings().load_on_request:
             raise ModelNotLoaded(
                 f"the model {wanted!r} is not loaded and loading models on request is off; "
@@ -250,14 +271,13 @@ class ModelPool:
             )
         # Resolving a new name scans the library (disk): off the caller's thread.
         self._lookups.submit(self._resolve_and_join, wanted, out, n_ctx, keep_alive_s)
-        return out
 
     def _resolve_and_join(
         self, wanted: str, out: Future[PooledModel], n_ctx: int | None, keep_alive_s: float | None
     ) -> None:
         try:
             with self._lock:
-                loaded = [entry.name for entry in self._entries.values()]
+                loaded = [e.name for e in self._entries.values() if e.loaded]
             model = resolve_name(wanted, self._library.models(), loaded)
             with self._lock:
                 self._check_open()
@@ -382,12 +402,13 @@ class ModelPool:
                 entry.keep_alive_s = keep_alive_s
             # A load of it already running: the new options follow it.
             pending = None if fresh or entry.ready.done() else entry.ready
+            outcome: Future[ModelInfo] = Future()
             if pending is None:
-                ready = self._start_load(entry, options)
+                self._start_load(entry, options, outcome)
         if pending is not None:
             pending.exception()  # waits; its outcome is not this load's
             return self.load(model, options, keep_alive_s=keep_alive_s)
-        info = ready.result()
+        info = outcome.result()
         with self._lock:
             self._touch(entry)
             if entry.busy == 0:
@@ -439,39 +460,52 @@ class ModelPool:
 
     # -- the pool thread -----------------------------------------------------------------------
 
-    def _start_load(self, entry: _Entry, options: LoadOptions) -> Future[ModelInfo]:
-        """Queue a load (or reload) of ``entry`` on the pool thread (lock held)."""
+    def _start_load(
+        self, entry: _Entry, options: LoadOptions, outcome: Future[ModelInfo] | None = None
+    ) -> Future[ModelInfo]:
+        """Queue a load (or reload) of ``entry`` on the pool thread (lock held).
+
+        Requests wait on the entry's ``ready`` Future; a reload that cannot fit resolves it
+        with the model as loaded. ``outcome``, when given, is told that refusal instead (the
+        app's own load, whose user must hear why)."""
         if entry.ready.done():
             entry.ready = Future()
         ready = entry.ready
-        self._worker.submit(self._load, entry, ready, options)
+        self._worker.submit(self._load, entry, ready, options, outcome)
         return ready
 
-    def _load(self, entry: _Entry, ready: Future[ModelInfo], options: LoadOptions) -> None:
+    def _load(
+        self,
+        entry: _Entry,
+        ready: Future[ModelInfo],
+        options: LoadOptions,
+        outcome: Future[ModelInfo] | None,
+    ) -> None:
         engine = entry.engine
         created = engine is None
         try:
             options = self._prepare(entry.model, options)
             machine = self._budget.machine() if options.n_gpu_layers else None
             need = estimate_need(options, machine, self._correction())
-            reloading = entry.info is not None
+            loaded_info = entry.info
             try:
                 victims = self._make_room(entry, need)
-            except Exception:
-                if not reloading:
+            except AppError as refusal:
+                if loaded_info is None:
                     raise
-                # A larger context that does not fit: keep serving the one loaded, as Ollama does.
-                info = entry.info
-                assert info is not None
+                # A reload that does not fit: the loaded model stays and keeps serving.
                 log.warning(
-                    "%s stays at context %d: context %d does not fit in memory",
+                    "%s stays at context %d: the load asked for (context %d) does not fit: %s",
                     entry.name,
-                    info.n_ctx,
+                    loaded_info.n_ctx,
                     options.n_ctx,
+                    refusal.user_message,
                 )
                 with self._lock:
                     entry.refused_ctx = options.n_ctx
-                ready.set_result(info)
+                ready.set_result(loaded_info)
+                if outcome is not None:
+                    outcome.set_exception(refusal)
                 return
             for victim in victims:
                 self._close(victim)
@@ -490,6 +524,8 @@ class ModelPool:
                 engine.close()
             if not ready.done():
                 ready.set_exception(exc)
+            if outcome is not None:
+                outcome.set_exception(exc)
             self._notify()
             return
         with self._lock:
@@ -505,6 +541,8 @@ class ModelPool:
             describe_keep_alive(entry.keep_alive_s),
         )
         ready.set_result(info)
+        if outcome is not None:
+            outcome.set_result(info)
         with self._lock:
             if entry.busy == 0 and entry.waiters == 0 and self._entries.get(entry.name) is entry:
                 self._idle(entry)

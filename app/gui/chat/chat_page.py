@@ -7,14 +7,14 @@ tokens and frees the engine at once.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QPalette, QShortcut
 from PySide6.QtWidgets import (
-    QComboBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSizePolicy,
     QSplitter,
     QToolButton,
     QVBoxLayout,
@@ -24,13 +24,11 @@ from PySide6.QtWidgets import (
 from app.core.chats.conversation import Conversation, Message
 from app.core.chats.prompting import generation_request
 from app.core.engine.result import GenerationResult
-from app.core.library.model import LibraryModel
 from app.core.pool.pool import PooledModel
-from app.core.pool.summary import model_choices
-from app.gui.bridge import PoolRelay
 from app.gui.chat.composer import Composer
 from app.gui.chat.context_meter import ContextMeter
 from app.gui.chat.conversation_list import ConversationList
+from app.gui.chat.model_picker import ModelPicker
 from app.gui.chat.reply_stream import ReplyStream
 from app.gui.chat.settings_dialog import ChatSettingsDialog
 from app.gui.chat.transcript import TranscriptView
@@ -57,7 +55,6 @@ class ChatPage(QWidget):
         self._editing: int | None = None
         self._waiting_for_model = False
         self._count_serial = 0
-        self._shut_down = False
 
         self.conversations = ConversationList(self._store)
         self.conversations.conversation_chosen.connect(self._on_conversations_conversation_chosen)
@@ -72,16 +69,10 @@ class ChatPage(QWidget):
         font.setPointSizeF(font.pointSizeF() * 1.15)
         font.setBold(True)
         self.title.setFont(font)
-        # A long title gives way to the model picker (it is in full in the conversation list).
-        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.model_label = QLabel()
         self.model_label.setObjectName("chatModel")
-        self.model_picker = QComboBox()
-        self.model_picker.setObjectName("chatModelPicker")
-        self.model_picker.setToolTip("The model that answers this conversation")
-        self.model_picker.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.model_picker.activated.connect(self._on_model_picker_activated)
-        self._library_models: list[LibraryModel] = []
+        self.model_picker = ModelPicker(desktop)
+        self.model_picker.model_chosen.connect(self._on_model_picker_model_chosen)
         self.settings_button = QToolButton()
         self.settings_button.setText("Settings")
         self.settings_button.setToolTip("System prompt and sampling for this conversation")
@@ -134,10 +125,9 @@ class ChatPage(QWidget):
         loader.loading_started.connect(self._on_loader_loading_started)
         loader.model_loaded.connect(self._on_loader_model_loaded)
         loader.loading_failed.connect(self._on_loader_loading_failed)
-        self._pool = PoolRelay(desktop.services.pool, self)
-        self._pool.pool_changed.connect(self._on_pool_changed)
+        desktop.pool_events.changed.connect(self._show_model_state)
+        self._show_model_state()
         self._open_latest()
-        self.refresh_models()
 
     def _layout(self) -> None:
         side = QWidget()
@@ -222,7 +212,7 @@ class ChatPage(QWidget):
         self._cancel_edit()
         self._conversation = conversation
         self.title.setText(conversation.title)
-        self._fill_model_picker()
+        self.model_picker.show_choice(conversation.settings.model)
         self._show_model_state()
         self._reload_messages()
         self.conversations.refresh(conversation.id)
@@ -258,6 +248,22 @@ class ChatPage(QWidget):
             self._store.update_settings(self._conversation.id, dialog.settings())
             self._conversation = self._store.conversation(self._conversation.id)
             self._schedule_count(immediately=True)
+
+    def _on_model_picker_model_chosen(self, name: str | None) -> None:
+        if self._conversation is None:
+            return
+        settings = replace(self._conversation.settings, model=name)
+        self._store.update_settings(self._conversation.id, settings)
+        self._conversation = self._store.conversation(self._conversation.id)
+        self._show_model_state()
+        self._schedule_count(immediately=True)
+
+    def _model_name(self) -> str | None:
+        """The model this conversation talks to: its own choice, else the one loaded last."""
+        if self._conversation is not None and self._conversation.settings.model:
+            return self._conversation.settings.model
+        loaded = self._desktop.loader.current
+        return loaded.info.model_id if loaded is not None else None
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -298,7 +304,7 @@ class ChatPage(QWidget):
 
     def _reply(self) -> None:
         assert self._conversation is not None
-        name = self.answering_model()
+        name = self._model_name()
         if name is None:
             self._waiting_for_model = self._desktop.loader.loading is not None
             if not self._waiting_for_model:
@@ -316,16 +322,15 @@ class ChatPage(QWidget):
         self._stream = stream
         self.transcript.begin_stream(stream.model)
         self._update_buttons()
-        if services.pool.find(name) is None:
-            self.model_label.setText(f"loading {name}…")
 
         def held(model: PooledModel) -> None:
             stream.finished.connect(lambda *_args: model.release())
             stream.start(model.engine, request)
 
         # The reply holds its model busy in the pool (never evicted mid-reply); a model that is
-        # not loaded is loaded first, off the GUI thread, under the pool's memory rules. Owned
-        # by the page, not the stream: a granted hold is always taken (and released).
+        # not loaded is loaded first, off the GUI thread, under the pool's memory rules, and a
+        # refusal (memory, load on request off and no library model) ends the reply with it.
+        # Owned by the page, not the stream: a granted hold is always taken (and released).
         self._desktop.bridge.run(lambda: services.hold_model(name), held, stream.fail, self)
 
     def _on_stream_text_changed(self, text: str) -> None:
@@ -340,11 +345,9 @@ class ChatPage(QWidget):
         if self._is_current(message.conversation_id):
             self._reload_messages()
         self._update_buttons()
-        self._show_model_state()
-        model = self._desktop.services.pool.find(stream.model) if stream is not None else None
-        if result is not None and model is not None:
+        if result is not None and self._desktop.loader.current is not None:
             used = result.prompt_tokens + result.completion_tokens
-            self.meter.set_usage(used, model.info.n_ctx)
+            self.meter.set_usage(used, self._desktop.loader.current.info.n_ctx)
         self.reply_finished.emit(message)
 
     def _on_stream_failed(self, exc: BaseException) -> None:
@@ -401,7 +404,6 @@ class ChatPage(QWidget):
         self.model_label.setText(f"loading {name}…")
 
     def _on_loader_model_loaded(self, loaded: LoadedModel) -> None:
-        self.refresh_models()
         self._show_model_state()
         self._schedule_count(immediately=True)
         if self._waiting_for_model:
@@ -414,80 +416,26 @@ class ChatPage(QWidget):
         self._show_model_state()
         self._show_notice(f"The model could not be loaded: {user_message(exc)}")
 
-    def answering_model(self) -> str | None:
-        """The model that answers this conversation: its own pick, else the loaded model used
-        most recently (None: nothing is loaded)."""
-        if self._conversation is not None and self._conversation.model:
-            return self._conversation.model
-        default = self._desktop.services.pool.default()
-        return default.name if default is not None else None
-
     def _show_model_state(self) -> None:
         loader = self._desktop.loader
-        name = self.answering_model()
-        model = self._desktop.services.pool.find(name) if name else None
-        if model is not None:
-            self.model_label.setText(f"{model.info.n_ctx:,} tokens of context")
+        chosen = self._conversation.settings.model if self._conversation is not None else None
+        if chosen:
+            model = self._desktop.services.pool.find(chosen)
+            self.model_label.setText(
+                f"{model.info.n_ctx:,} tokens of context"
+                if model is not None
+                else "loads when you send"
+            )
+            self.notice.hide()
+        elif loader.current is not None:
+            info = loader.current.info
+            self.model_label.setText(f"{info.model_id} · {info.n_ctx:,} tokens of context")
             self.notice.hide()
         elif loader.loading is not None:
             self.model_label.setText(f"loading {loader.loading}…")
-        elif name is not None:
-            self.model_label.setText("loads when you send")
-            self.meter.set_unknown(f"{name} is not loaded")
         else:
             self.model_label.setText("no model loaded")
             self.meter.set_unknown("no model loaded")
-
-    # -- the conversation's model --------------------------------------------------------------
-
-    def refresh_models(self) -> None:
-        """Read the library again (off the GUI thread) for the model picker."""
-        self._desktop.bridge.run(
-            self._desktop.services.library.models, self._on_models_listed, owner=self
-        )
-
-    def _on_models_listed(self, models: list[LibraryModel]) -> None:
-        self._library_models = models
-        self._fill_model_picker()
-
-    def _on_pool_changed(self) -> None:
-        self._fill_model_picker()
-        if self._stream is None:
-            self._show_model_state()
-
-    def _fill_model_picker(self) -> None:
-        """Loaded models first, then (load on request on) the rest of the library."""
-        pool = self._desktop.services.pool
-        choices = model_choices(pool.models(), self._library_models, pool.loads_on_request)
-        picked = self._conversation.model if self._conversation is not None else None
-        picker = self.model_picker
-        picker.blockSignals(True)
-        picker.clear()
-        latest = pool.default()
-        # None follows whatever was loaded or used last; the item says which model that is now.
-        picker.addItem(f"Latest loaded ({latest.name})" if latest else "Latest loaded model", None)
-        for choice in choices:
-            picker.addItem(
-                choice.name if choice.loaded else f"{choice.name} (not loaded)", choice.name
-            )
-        if picked is not None and all(c.name != picked for c in choices):
-            picker.addItem(f"{picked} (not loaded)", picked)  # its own pick is always shown
-        picker.setCurrentIndex(max(picker.findData(picked), 0) if picked is not None else 0)
-        picker.blockSignals(False)
-
-    def pick_model(self, name: str | None) -> None:
-        """This conversation is answered by ``name`` from now on (None: the loaded model)."""
-        if self._conversation is None:
-            return
-        self._store.set_model(self._conversation.id, name)
-        self._conversation = self._store.conversation(self._conversation.id)
-        self._fill_model_picker()
-        self._show_model_state()
-        self._schedule_count(immediately=True)
-
-    def _on_model_picker_activated(self, index: int) -> None:
-        name = self.model_picker.itemData(index)
-        self.pick_model(name if isinstance(name, str) else None)
 
     def _show_notice(self, text: str) -> None:
         self.notice.setText(text)
@@ -504,19 +452,17 @@ class ChatPage(QWidget):
             self._count_timer.start()
 
     def _count_context(self) -> None:
-        if self._shut_down:
-            return
-        name = self.answering_model()
+        name = self._model_name()
         if name is None or self._conversation is None:
             return
         if self._stream is not None:
             return  # counted from the result when the reply ends
-        self._count_serial += 1
-        serial = self._count_serial
         model = self._desktop.services.pool.find(name)
         if model is None:
-            self.meter.set_unknown(f"{name} is not loaded now")
+            self.meter.set_unknown("counted once the model is loaded")
             return
+        self._count_serial += 1
+        serial = self._count_serial
         n_ctx = model.info.n_ctx
         draft = self.composer.toPlainText().strip() or None
         request = generation_request(self._conversation.settings, self._messages, draft)
@@ -543,10 +489,6 @@ class ChatPage(QWidget):
         """Stop a streaming reply; the history keeps what was written (marked stopped)."""
         if self._stream is not None:
             self._stream.stop()
-        # The core closes next: nothing here may ask it for the pool again.
-        self._shut_down = True
-        self._count_timer.stop()
-        self._pool.close()
 
     def show_error(self, exc: BaseException) -> None:
         show_error(self, exc)

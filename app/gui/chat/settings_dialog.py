@@ -20,6 +20,7 @@ class ChatSettingsDialog(QDialog):
     def __init__(self, settings: ChatSettings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Conversation settings")
+        self._settings = settings
         self.system_prompt = QPlainTextEdit(settings.system_prompt)
         self.system_prompt.setPlaceholderText("e.g. You are a concise senior Python reviewer.")
         self.temperature = self._double(settings.temperature, 0.0, 2.0, 0.05)
@@ -85,6 +86,7 @@ class ChatSettingsDialog(QDialog):
             repeat_penalty=self.repeat_penalty.value(),
             max_tokens=self.max_tokens.value() if self.limit_tokens.isChecked() else None,
             seed=self.seed.value() if self.fixed_seed.isChecked() else None,
+            model=self._settings.model,  # chosen with the model picker, not here
         )
 
     def _on_defaults_clicked(self) -> None:

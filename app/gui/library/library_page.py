@@ -22,11 +22,10 @@ from app.core.hardware.profile import HardwareProfile
 from app.core.library.model import LibraryModel
 from app.core.library.sources.removal import remove_model
 from app.core.sizes import format_size
-from app.gui.bridge import PoolRelay
 from app.gui.desktop import Desktop
 from app.gui.errors import show_error
 from app.gui.library.load_dialog import LoadDialog
-from app.gui.library.loaded_models import LoadedModelsTable
+from app.gui.library.loaded_models import LoadedModelsPanel
 from app.gui.model_loader import LoadedModel
 
 SOURCE_NAMES = {
@@ -80,10 +79,6 @@ class LibraryPage(QWidget):
         buttons.addStretch(1)
         buttons.addWidget(self.refresh_button)
 
-        self.loaded_models = LoadedModelsTable(desktop)
-        loaded_title = QLabel(
-            "<b>Loaded</b> · memory measured after each load (estimated until then)"
-        )
         self.loaded = QLabel("No model loaded.")
         self.loaded.setObjectName("loadedModel")
         self.loaded.setWordWrap(True)
@@ -95,24 +90,16 @@ class LibraryPage(QWidget):
         layout.addWidget(self.summary)
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
-        layout.addSpacing(8)
-        layout.addWidget(loaded_title)
-        layout.addWidget(self.loaded_models)
         layout.addWidget(self.loaded)
+        self.loaded_models = LoadedModelsPanel(desktop, self)
+        layout.addWidget(self.loaded_models)
 
         loader = desktop.loader
         loader.loading_started.connect(self._on_loader_loading_started)
         loader.model_loaded.connect(self._on_loader_model_loaded)
         loader.loading_failed.connect(self._on_loader_loading_failed)
-        self._pool = PoolRelay(desktop.services.pool, self)
-        self._pool.pool_changed.connect(self._mark_loaded)
-        self._pool.pool_changed.connect(self._show_loaded)
         self._update_buttons()
         self.refresh()
-
-    def shutdown(self) -> None:
-        self._pool.close()
-        self.loaded_models.close_relay()
 
     # -- the list ------------------------------------------------------------------------------
 
@@ -128,10 +115,14 @@ class LibraryPage(QWidget):
     def _on_models_listed(self, models: list[LibraryModel]) -> None:
         self.refresh_button.setEnabled(True)
         self._models = models
+        loaded = self._desktop.loader.current
         self.table.setRowCount(len(models))
         for row, model in enumerate(models):
+            name = model.name
+            if loaded is not None and loaded.library_model.path == model.path:
+                name = f"● {name}"
             cells = (
-                model.name,
+                name,
                 model.quant or "?",
                 format_size(model.size_bytes),
                 SOURCE_NAMES.get(model.source, model.source),
@@ -145,7 +136,6 @@ class LibraryPage(QWidget):
                         Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
                     )
                 self.table.setItem(row, column, item)
-        self._mark_loaded()
         total = sum(m.size_bytes for m in models)
         self.summary.setText(
             f"{len(models)} model{'s' if len(models) != 1 else ''} on this machine, {format_size(total)}. "
@@ -154,19 +144,6 @@ class LibraryPage(QWidget):
         if models and not self.table.selectedItems():
             self.table.selectRow(0)
         self._update_buttons()
-
-    def _mark_loaded(self) -> None:
-        """A dot before each library model the pool holds now."""
-        for row, model in enumerate(self._models):
-            item = self.table.item(row, 0)
-            if item is not None:
-                item.setText(f"● {model.name}" if self._is_loaded(model) else model.name)
-
-    def _is_loaded(self, model: LibraryModel) -> bool:
-        return any(
-            m.name == model.name or m.info.path == model.path
-            for m in self._desktop.services.pool.models()
-        )
 
     def _on_models_failed(self, exc: BaseException) -> None:
         self.refresh_button.setEnabled(True)
@@ -256,10 +233,9 @@ class LibraryPage(QWidget):
         show_error(self, exc)
 
     def _show_loaded(self) -> None:
-        """The facts of the app's last load: its measured memory beside what was estimated."""
         loaded = self._desktop.loader.current
-        if loaded is None or self._desktop.services.pool.find(loaded.info.model_id) is None:
-            self.loaded.setText("")
+        if loaded is None:
+            self.loaded.setText("No model loaded.")
             return
         info = loaded.info
         measured = (
@@ -274,7 +250,7 @@ class LibraryPage(QWidget):
             else ""
         )
         self.loaded.setText(
-            f"<b>Last loaded:</b> {info.model_id} · context {info.n_ctx:,} tokens · "
+            f"<b>Loaded:</b> {info.model_id} · context {info.n_ctx:,} tokens · "
             f"loaded in {info.load_s:.1f} s · {measured}{estimated}"
         )
 
@@ -284,9 +260,9 @@ class LibraryPage(QWidget):
         model = self.selected()
         if model is None or not model.owned:
             return
-        if self._is_loaded(model):
+        if self._desktop.services.pool.find(model.name) is not None:
             QMessageBox.information(
-                self, "Delete model", "This model is loaded. Unload it first (Loaded, below)."
+                self, "Delete model", "This model is loaded. Unload it first (below the list)."
             )
             return
         answer = QMessageBox.question(

@@ -120,24 +120,26 @@ class ServerPage(QWidget):
         self.cors = QLineEdit(", ".join(settings.cors_origins))
         self.cors.setPlaceholderText("none (browsers on other sites are refused)")
         self.cors.setToolTip("Web origins allowed to call the endpoint, e.g. http://localhost:3000")
-        self.load_on_request = QCheckBox("Load models on request")
-        self.load_on_request.setObjectName("loadOnRequest")
-        self.load_on_request.setToolTip(
-            "A request naming a library model that is not loaded loads it, if memory allows; "
-            "idle models are unloaded to make room. Off: only loaded models answer."
-        )
-        self.load_on_request.setChecked(desktop.services.settings.engine.load_on_request)
-        self.load_on_request.toggled.connect(self._on_load_on_request_toggled)
         self.api_key.textChanged.connect(self._update_controls)
         self.lan.toggled.connect(self._update_controls)
         self.cors.textChanged.connect(self._update_controls)
 
+        # Applies at once, running or not: the pool reads the setting on every request.
+        self.load_on_request = QCheckBox("Load models on request")
+        self.load_on_request.setObjectName("loadOnRequest")
+        self.load_on_request.setChecked(desktop.services.settings.engine.load_on_request)
+        self.load_on_request.setToolTip(
+            "A request naming a library model that is not loaded loads it (idle ones unload "
+            "when memory is needed or after the keep-alive); off: only loaded models answer"
+        )
+        self.load_on_request.toggled.connect(self._on_load_on_request_toggled)
+
         form = QFormLayout()
         form.addRow("Port", self.port)
         form.addRow("", self.lan)
+        form.addRow("", self.load_on_request)
         form.addRow("API key", key_row)
         form.addRow("CORS origins", self.cors)
-        form.addRow("Models", self.load_on_request)
         top = QHBoxLayout()
         top.addWidget(self.state, 1)
         top.addWidget(self.copy_url)
@@ -281,18 +283,17 @@ class ServerPage(QWidget):
         self.state.setText(text)
         self.start_button.setEnabled(False)
 
+    def _on_load_on_request_toggled(self, on: bool) -> None:
+        services = self._desktop.services
+        services.settings.engine.load_on_request = on
+        services.settings_store.save(services.settings)
+
     def _save_settings(self, config: ServerConfig) -> None:
         services = self._desktop.services
         server = services.settings.server
         server.port = config.port if config.port else server.port
         server.host = config.host
         server.cors_origins = list(config.cors_origins)
-        services.settings_store.save(services.settings)
-
-    def _on_load_on_request_toggled(self, on: bool) -> None:
-        """Saved at once; the pool reads it per request, so a running server follows it."""
-        services = self._desktop.services
-        services.settings.engine.load_on_request = on
         services.settings_store.save(services.settings)
 
     def _show_state(self) -> None:

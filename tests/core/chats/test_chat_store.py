@@ -24,7 +24,7 @@ def test_database_runs_in_wal_with_full_sync(store: ChatStore) -> None:
     conn = db.connect(store.path)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert db.schema_version(conn, "chats") == 2  # 2: each conversation names its model
+        assert db.schema_version(conn, "chats") == 1
     finally:
         conn.close()
 
