@@ -29,7 +29,7 @@ from app.core.cluster.loader import backend_factory, probe_workers
 from app.core.downloads.manager import DownloadManager
 from app.core.engine.engine import Engine, GenerationObserver
 from app.core.engine.result import ModelInfo
-from app.core.errors import AppError, Cancelled
+from app.core.errors import AppError, Cancelled, ModelNotLoaded
 from app.core.fit_feedback import FitFeedback
 from app.core.hardware.detect import detect
 from app.core.hardware.profile import HardwareProfile
@@ -38,7 +38,7 @@ from app.core.library.model import LibraryModel
 from app.core.library.sources import build_library, other_tools_copies
 from app.core.load_options import LoadOptions
 from app.core.pool.budget import MemoryBudget
-from app.core.pool.pool import ModelPool
+from app.core.pool.pool import ModelPool, PooledModel
 from app.core.server.app import ServerConfig
 from app.core.server.request_log import RequestLog
 from app.core.server.runner import ServerRunner
@@ -195,6 +195,21 @@ class AppServices:
 
         ``keep_alive_s`` None: the settings' keep-alive for idle models."""
         return self.pool.load(model, options, keep_alive_s=keep_alive_s)
+
+    def hold_model(self, name: str) -> PooledModel:
+        """Hold the model ``name`` names for one of the app's own replies, loading it through
+        the pool first when it is not loaded (blocks: call it off the GUI thread).
+
+        The user picked it in the app, so it is loaded even with load on request off; the memory
+        rules are the pool's either way (``InsufficientMemory``, ``PoolFull``)."""
+        try:
+            return self.pool.acquire(name).result()
+        except ModelNotLoaded:
+            if not name or self.settings.engine.load_on_request:
+                raise
+        model = self.library.resolve(name)
+        self.load_model(model, LoadOptions(model.path, n_ctx=self.settings.engine.n_ctx))
+        return self.pool.acquire(model.name).result()
 
     def _prepare_load(self, model: LibraryModel, options: LoadOptions) -> LoadOptions:
         """What a load really opens: the file the library prepares for ``model`` (the starter

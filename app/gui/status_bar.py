@@ -93,11 +93,13 @@ class StatusBar(QStatusBar):
             self.model.setToolTip("")
             return
         total = sum(m.memory_bytes for m in models)
+        # A total with any estimate in it is an estimate.
+        basis = "measured" if all(m.memory_measured for m in models) else "estimated"
         if len(models) == 1:
             (only,) = models
-            text = f"{only.name} · ctx {only.info.n_ctx:,} · {format_size(total)}"
+            text = f"{only.name} · ctx {only.info.n_ctx:,} · {format_size(total)} ({basis})"
         else:
-            text = f"{len(models)} models loaded · {format_size(total)}"
+            text = f"{len(models)} models loaded · {format_size(total)} ({basis})"
         self.model.setText(text)
         self.model.setToolTip(
             "\n".join(

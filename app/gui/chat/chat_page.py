@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QSplitter,
     QToolButton,
     QVBoxLayout,
@@ -69,6 +70,8 @@ class ChatPage(QWidget):
         font.setPointSizeF(font.pointSizeF() * 1.15)
         font.setBold(True)
         self.title.setFont(font)
+        # A long title gives way to the model picker (it is in full in the conversation list).
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.model_label = QLabel()
         self.model_label.setObjectName("chatModel")
         self.model_picker = ModelPicker(desktop)
@@ -314,9 +317,7 @@ class ChatPage(QWidget):
                 )
             return
         request = generation_request(self._conversation.settings, self._messages)
-        # The reply holds its model busy in the pool (never evicted mid-reply); a model
-        # unloaded since is loaded again first.
-        granted = self._desktop.services.pool.acquire(name)
+        services = self._desktop.services
         stream = ReplyStream(self._store, self._conversation.id, name, self)
         stream.text_changed.connect(self._on_stream_text_changed)
         stream.finished.connect(self._on_stream_finished)
@@ -329,8 +330,11 @@ class ChatPage(QWidget):
             stream.finished.connect(lambda *_args: model.release())
             stream.start(model.engine, request)
 
+        # The reply holds its model busy in the pool (never evicted mid-reply); a model that is
+        # not loaded is loaded first, off the GUI thread, under the pool's memory rules, and a
+        # refusal (memory, load on request off and no library model) ends the reply with it.
         # Owned by the page, not the stream: a granted hold is always taken (and released).
-        self._desktop.bridge.watch(granted, held, stream.fail, owner=self)
+        self._desktop.bridge.run(lambda: services.hold_model(name), held, stream.fail, self)
 
     def _on_stream_text_changed(self, text: str) -> None:
         stream = self._stream
