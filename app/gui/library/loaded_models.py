@@ -57,7 +57,9 @@ class LoadedModelsPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.table.verticalHeader().hide()
         self.table.setShowGrid(False)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.total)
@@ -100,6 +102,7 @@ class LoadedModelsPanel(QWidget):
             unload.setToolTip("Unload now, or as soon as its running requests end")
             unload.clicked.connect(lambda _checked=False, name=model.name: self.unload(name))
             self.table.setCellWidget(row, 5, unload)
+        self._fit_height()
         total = sum(m.memory_bytes for m in self.models)
         self.total.setText(
             f"<b>Loaded now:</b> {len(self.models)} model{'s' if len(self.models) != 1 else ''}"
@@ -108,6 +111,14 @@ class LoadedModelsPanel(QWidget):
             else "<b>Loaded now:</b> none. Requests from editors load models as they name them."
         )
         self.total.setTextFormat(Qt.TextFormat.RichText)
+
+    def _fit_height(self) -> None:
+        """As tall as its rows (one at least): the library list above keeps the page's room."""
+        height = self.table.horizontalHeader().height() + 2 * self.table.frameWidth()
+        height += sum(self.table.rowHeight(row) for row in range(self.table.rowCount()))
+        if not self.table.rowCount():
+            height += self.table.verticalHeader().defaultSectionSize()
+        self.table.setFixedHeight(height + 2)
 
     def unload(self, name: str) -> None:
         self._desktop.bridge.watch(
