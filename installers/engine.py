@@ -22,11 +22,12 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 LLAMA_CPP_PYTHON_VERSION = "0.3.36"
@@ -137,6 +138,15 @@ def build_wheel(recipe: EngineRecipe, python: Path, cache_root: Path, log_path: 
     return built[-1]
 
 
+def dev_recipe(env: Mapping[str, str]) -> EngineRecipe:
+    """The dev venv's build: the shipped recipe plus a developer's own ``CMAKE_ARGS``
+    (``-DGGML_CUDA=on``), which make another build key and so another cached wheel. The
+    installers' shipped build ignores ``CMAKE_ARGS``."""
+    recipe = recipe_for()
+    extra = tuple(shlex.split(env.get("CMAKE_ARGS", "")))
+    return replace(recipe, cmake_args=(*recipe.cmake_args, *extra)) if extra else recipe
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m installers.engine wheel``: build (or reuse) this platform's wheel and print its
     path. The Makefile's dev venv installs it, so a source checkout runs the same engine as the
@@ -145,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     if args != ["wheel"]:
         print("usage: python -m installers.engine wheel", file=sys.stderr)  # noqa: T201
         return 2
-    recipe = recipe_for()
+    recipe = dev_recipe(os.environ)
     cache = default_cache_root()
     try:
         wheel = build_wheel(recipe, Path(sys.executable), cache, cache / recipe.key / "build.log")

@@ -10,6 +10,7 @@ import pytest
 from installers.engine import (
     EngineBuildError,
     check_portable,
+    dev_recipe,
     files_built_native,
     recipe_for,
 )
@@ -89,3 +90,13 @@ def test_an_older_cpu_is_told_what_it_lacks() -> None:
 
 def test_cpuinfo_without_flags_does_not_block_start() -> None:
     assert missing_cpu_flags("processor\t: 0\nmodel name\t: Apple M2\n") == []
+
+
+def test_a_developers_cmake_args_add_to_the_recipe_as_another_build() -> None:
+    shipped = recipe_for()
+
+    cuda = dev_recipe({"CMAKE_ARGS": "-DGGML_CUDA=on"})
+
+    assert dev_recipe({}) == shipped
+    assert cuda.cmake_args == (*shipped.cmake_args, "-DGGML_CUDA=on")
+    assert cuda.key != shipped.key
