@@ -111,7 +111,10 @@ async def first_event_within(
     stream: GenerationStream, request: Request, seconds: float
 ) -> Event | None:
     """The first event if it comes within ``seconds``, else None (the generation goes on);
-    a client that leaves meanwhile cancels it."""
+    a client that leaves meanwhile cancels it. ``seconds`` <= 0: None at once, so the stream
+    starts whatever the engine has done already."""
+    if seconds <= 0:
+        return None
     return await _until_event(stream, request, want_finished=False, within_s=seconds)
 
 
