@@ -81,6 +81,8 @@ def test_show_of_an_unloaded_model_loads_nothing_and_agrees_with_the_loaded_mode
     assert before["show-thinker"]["capabilities"] == ["completion", "thinking"]
     assert before["show-base"]["capabilities"] == ["completion"]
     assert ".Suffix" in before["show-coder"]["template"]  # Continue reads FIM support here
+    assert before["show-plain"]["modelinfo"]["llama.block_count"] == 2  # from the header
+    assert before["show-plain"]["details"]["family"] == "llama"
     for name in MODELS:
         client.generate(model=name, prompt="")  # an empty prompt only loads the model
         assert name in _loaded(url)
@@ -121,3 +123,32 @@ def test_with_load_on_request_off_show_answers_only_loaded_models(start: Start) 
         client.show("show-coder")
     assert refused.value.status_code == 404
     assert _loaded(url) == []
+
+
+@pytest.mark.real_model
+def test_the_starter_model_shows_the_same_before_and_after_its_load(
+    starter_model: Path, tmp_path: Path
+) -> None:
+    # A real vocabulary (262k tokens: too long for the header reader to keep) and template.
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "starter-gemma.gguf").symlink_to(starter_model)
+    settings = Settings(model_folders=[str(folder)])
+    settings.engine.n_ctx = 512
+    settings.engine.parallel = 1
+    settings.engine.memory_margin_mb = 0
+    SettingsStore(AppPaths.from_env().settings_file).save(settings)
+    services = AppServices.create()
+    try:
+        url = services.start_server(ServerConfig(port=0)).url
+        client = ollama.Client(host=url)
+        before = _shown(client, "starter-gemma")
+        assert _loaded(url) == []
+        assert before["modelinfo"]["general.parameter_count"] > 0
+        client.generate(model="starter-gemma", prompt="")
+        assert _loaded(url) == ["starter-gemma"]
+        after = _shown(client, "starter-gemma")
+        for field in ("capabilities", "details", "template", "parameters", "modelinfo"):
+            assert after[field] == before[field], field
+    finally:
+        services.close()
