@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from app.core.catalog.fim_tokens import ALL_FIM_TEXTS, fim_ids, has_fim
 from app.core.catalog.gguf_rules import (
     TOKEN_LIST_KEY,
     ValueType,
@@ -183,6 +184,11 @@ class GgufHeader:
     has_chat_template: bool = False
     # Each key's GGUF value type (and array item type), as the first part declares it.
     value_types: Mapping[str, ValueType] = field(default_factory=dict)
+    # The default chat template (``tokenizer.chat_template``); named variants are not kept.
+    chat_template: str | None = None
+    # Vocabulary entries whose text llama.cpp takes for a FIM token, with their ids (kept even
+    # when the token table itself is too long to keep).
+    fim_token_texts: Mapping[str, int] = field(default_factory=dict)
 
     # -- general ---------------------------------------------------------------------------
     @property
@@ -219,6 +225,15 @@ class GgufHeader:
     def vocab_size(self) -> int | None:
         length = self.array_lengths.get("tokenizer.ggml.tokens")
         return length if length is not None else self._arch_int("vocab_size")
+
+    @property
+    def fim_tokens(self) -> tuple[int | None, int | None, int | None]:
+        """(prefix, suffix, middle) FIM token ids, as the loaded model will name them."""
+        return fim_ids(self.metadata, self.fim_token_texts, self.vocab_size or 0)
+
+    @property
+    def supports_fim(self) -> bool:
+        return has_fim(*self.fim_tokens)
 
     # -- architecture ----------------------------------------------------------------------
     @property
@@ -439,8 +454,11 @@ def _array_head(cur: _Cursor) -> tuple[int, int]:
     return item_type, count
 
 
-def _read_token_list(cur: _Cursor) -> tuple[MetaValue | None, int | None, int | None]:
-    """The vocabulary: every entry is read (not skipped) so byte tokens can be checked."""
+def _read_token_list(
+    cur: _Cursor, fim_texts: dict[str, int]
+) -> tuple[MetaValue | None, int | None, int | None]:
+    """The vocabulary: every entry is read (not skipped) so byte tokens can be checked, and the
+    FIM tokens' ids are noted in ``fim_texts`` (a few entries at most: the texts are fixed)."""
     item_type, count = _array_head(cur)
     if item_type != _STRING:
         value, length = _read_array(cur, item_type, count, depth=0)
@@ -454,6 +472,8 @@ def _read_token_list(cur: _Cursor) -> tuple[MetaValue | None, int | None, int | 
             raise cur.fail(f"vocabulary entry {index} {problem}")
         if keep:
             items.append(token)
+        if token in ALL_FIM_TEXTS:
+            fim_texts.setdefault(token, index)
     return (tuple(items) if keep else None), count, item_type
 
 
@@ -489,6 +509,8 @@ class _PartHeader:
     tensors: list[TensorInfo]
     part: GgufPart
     value_types: dict[str, ValueType]
+    chat_template: str | None
+    fim_token_texts: dict[str, int]
 
 
 def _read_part(source: ByteSource, part_index: int) -> _PartHeader:
@@ -510,19 +532,23 @@ def _read_part(source: ByteSource, part_index: int) -> _PartHeader:
     lengths: dict[str, int] = {}
     types: dict[str, ValueType] = {}
     has_template = False
+    template: str | None = None
+    fim_texts: dict[str, int] = {}
     for _ in range(n_kv):
         key = cur.string(cap=MAX_KEY_BYTES)
         if key in types:
             raise cur.fail(f"metadata key {key!r} appears twice")
         vtype = cur.u32()
         if key == TOKEN_LIST_KEY and vtype == _ARRAY:
-            value, length, item_type = _read_token_list(cur)
+            value, length, item_type = _read_token_list(cur, fim_texts)
         else:
             value, length, item_type = _read_value(cur, vtype)
         types[key] = ValueType(vtype, item_type)
         if key.startswith("tokenizer.chat_template"):
             has_template = has_template or bool(value)
-            continue  # templates can be large; the engine reads them itself
+            if key == "tokenizer.chat_template" and isinstance(value, str):
+                template = value  # within MAX_STRING_BYTES, like every string read
+            continue  # not in metadata: a listing of metadata need not carry templates
         if value is not None:
             metadata[key] = value
         if length is not None:
@@ -549,7 +575,9 @@ def _read_part(source: ByteSource, part_index: int) -> _PartHeader:
             raise cur.fail(f"truncated: tensor {name!r} ends past the end of the file")
         tensors.append(TensorInfo(name, gtype.name, shape, n_elements, nbytes, offset, part_index))
     part = GgufPart(source.name, source.size, data_offset, n_tensors)
-    return _PartHeader(version, metadata, lengths, has_template, tensors, part, types)
+    return _PartHeader(
+        version, metadata, lengths, has_template, tensors, part, types, template, fim_texts
+    )
 
 
 def read_header(source: ByteSource) -> GgufHeader:
@@ -589,6 +617,8 @@ def _merge(parts: list[_PartHeader]) -> GgufHeader:
         parts=tuple(p.part for p in parts),
         has_chat_template=first.has_chat_template,
         value_types=first.value_types,
+        chat_template=first.chat_template,
+        fim_token_texts=first.fim_token_texts,
     )
     problem = check_model(header)
     if problem:

@@ -295,3 +295,29 @@ def render_text(source: str, variables: dict[str, Any]) -> str:
     except OverflowError as exc:
         raise TemplateError(f"the model's chat template failed to render: {exc}") from exc
     return "".join(chunks)
+
+
+_PROBE_TOOL = "homefire_probe_tool"
+
+
+def probe_template(templates: TemplateRenderer, template: ChatTemplate) -> tuple[bool, bool]:
+    """(renders tools, generation prompt opens a <think> block), from two test renders: what a
+    loaded model reports, and what /api/show says of a model read from its header alone."""
+    probe = (ChatMessage(role="user", content="hi"),)
+    tool = {
+        "type": "function",
+        "function": {
+            "name": _PROBE_TOOL,
+            "description": "probe",
+            "parameters": {"type": "object", "properties": {}},
+        },
+    }
+    try:
+        plain = "".join(piece.text for piece in templates.render(template, probe))
+    except TemplateError:
+        return False, False
+    try:
+        with_tools = "".join(p.text for p in templates.render(template, probe, tools=[tool]))
+    except TemplateError:
+        with_tools = ""
+    return _PROBE_TOOL in with_tools, plain.rstrip().endswith("<think>")

@@ -39,10 +39,11 @@ from app.core.engine.chat_template import (
     ChatTemplate,
     PromptPiece,
     TemplateRenderer,
+    probe_template,
 )
 from app.core.engine.fim import fim_prompt, reply_room, supports_fim
 from app.core.engine.prompt import tokenize_pieces
-from app.core.engine.request import ChatMessage, GenerationRequest, Sampling
+from app.core.engine.request import GenerationRequest, Sampling
 from app.core.engine.result import EmbeddingResult, FinishReason, GenerationResult, ModelInfo
 from app.core.engine.stop import StopMatcher
 from app.core.errors import (
@@ -51,7 +52,6 @@ from app.core.errors import (
     ContextOverflow,
     EngineBusy,
     ModelNotLoaded,
-    TemplateError,
     WorkerLost,
 )
 from app.core.load_options import LoadOptions
@@ -757,7 +757,7 @@ class Engine:
         metadata = backend.metadata
         special = backend.special_tokens()
         template = self._template_for(backend, metadata, special)
-        tools_ok, thinking = _probe_template(self._templates, template)
+        tools_ok, thinking = probe_template(self._templates, template)
         info = ModelInfo(
             model_id=options.model_id or options.model_path.stem,
             path=options.model_path,
@@ -873,28 +873,3 @@ class Engine:
                 observer.generation_finished(job_id, result, error)
             except Exception:
                 log.exception("generation observer failed")
-
-
-_PROBE_TOOL = "homefire_probe_tool"
-
-
-def _probe_template(templates: TemplateRenderer, template: ChatTemplate) -> tuple[bool, bool]:
-    """(renders tools, generation prompt opens a <think> block), from two test renders."""
-    probe = (ChatMessage(role="user", content="hi"),)
-    tool = {
-        "type": "function",
-        "function": {
-            "name": _PROBE_TOOL,
-            "description": "probe",
-            "parameters": {"type": "object", "properties": {}},
-        },
-    }
-    try:
-        plain = "".join(piece.text for piece in templates.render(template, probe))
-    except TemplateError:
-        return False, False
-    try:
-        with_tools = "".join(p.text for p in templates.render(template, probe, tools=[tool]))
-    except TemplateError:
-        with_tools = ""
-    return _PROBE_TOOL in with_tools, plain.rstrip().endswith("<think>")

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from app.core.catalog.fim_tokens import has_fim
 from app.core.engine.backend import SpecialTokens
 from app.core.engine.prompt import Tokenizer
 from app.core.engine.request import ContextFile
@@ -42,7 +43,7 @@ class FimPrompt:
 
 
 def supports_fim(special: SpecialTokens) -> bool:
-    return None not in (special.fim_prefix, special.fim_suffix, special.fim_middle)
+    return has_fim(special.fim_prefix, special.fim_suffix, special.fim_middle)
 
 
 def reply_room(n_ctx: int, max_tokens: int | None) -> int:

@@ -23,7 +23,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from app.core.catalog.calibration import Correction
+from app.core.catalog.gguf_header import read_local_model
+from app.core.engine.chat_template import TemplateRenderer
 from app.core.engine.engine import Engine, GenerationObserver
+from app.core.engine.header_info import info_from_header
 from app.core.engine.result import ModelInfo
 from app.core.errors import AppError, Cancelled, EngineBusy, ModelNotLoaded, UnknownModel
 from app.core.library.library import ModelLibrary
@@ -167,6 +170,8 @@ class ModelPool:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-pool")
         self._lookups = ThreadPoolExecutor(max_workers=2, thread_name_prefix="model-pool-names")
         self._timer = ExpiryTimer(self._expire, clock)
+        # Probes the templates of models described without loading (starts nothing until used).
+        self._templates = TemplateRenderer()
 
     # -- what is loaded (any thread) -----------------------------------------------------------
 
@@ -202,6 +207,19 @@ class ModelPool:
         with self._lock:
             loaded = [e.name for e in self._entries.values() if e.loaded]
         return resolve_name(name, self._library.models(), loaded)
+
+    def describe(self, name: str) -> ModelInfo:
+        """What the model ``name`` names can do, loading nothing: a loaded model's own info,
+        else one read from its GGUF header at the context a load would open (scans the library
+        and renders its template in a child process: not on an event loop). Raises
+        ``UnknownModel``, ``AmbiguousModel`` or ``InvalidModelFile``."""
+        loaded = self.find(name)
+        if loaded is not None:
+            return loaded.info
+        model = self.resolve(name)
+        header = read_local_model(model.path)
+        n_ctx = self._settings().n_ctx
+        return info_from_header(model.name, model.path, header, n_ctx, self._templates)
 
     def library_models(self) -> list[LibraryModel]:
         """Every model a request may name (what /v1/models lists with load on request on)."""
@@ -467,6 +485,7 @@ class ModelPool:
             engines, self._engines = list(self._engines), set()
         for engine in engines:
             engine.close()
+        self._templates.close()
 
     # -- the pool thread -----------------------------------------------------------------------
 

@@ -1,9 +1,10 @@
-"""How the loaded model looks to Ollama clients: /api/tags, /api/show and /api/ps entries.
+"""How a model looks to Ollama clients: /api/tags, /api/show and /api/ps entries.
 
 Copilot, Roo, Zed and Continue read these to decide what a model can do, so every field is
-derived from the loaded model, never assumed: ``capabilities`` lists ``tools`` only when the
-chat template renders tools, ``insert`` only when the vocabulary has FIM tokens; the context
-length is the one loaded.
+derived from the model, never assumed: ``capabilities`` lists ``tools`` only when the chat
+template renders tools, ``insert`` only when the vocabulary has FIM tokens; the context length
+is the one loaded. A model not loaded is described from its GGUF header by the same rules
+(``ModelPool.describe``), with the context a load would open.
 """
 
 from __future__ import annotations
