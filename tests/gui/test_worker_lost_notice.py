@@ -29,10 +29,9 @@ def test_a_lost_worker_is_named_and_its_model_leaves_the_loaded_table(
         options = LoadOptions(
             model.path, n_ctx=256, parallel=1, n_threads=1, workers=(doomed.address,)
         )
-        loading = window.desktop.bridge.run(
-            lambda: services.load_model(model, options), lambda _info: None
-        )
-        loading.result(timeout=TIMEOUT_MS / 1000)
+        loader = window.desktop.loader
+        with qtbot.waitSignal(loader.model_loaded, timeout=TIMEOUT_MS):
+            loader.load(model, options)  # as the Load dialog does
         qtbot.waitUntil(lambda: table.rowCount() == 1, timeout=TIMEOUT_MS)
         doomed.kill()
         with services.pool.acquire(model.name).result(timeout=60) as held:
@@ -49,4 +48,5 @@ def test_a_lost_worker_is_named_and_its_model_leaves_the_loaded_table(
         assert doomed.address in box.text()
         qtbot.waitUntil(lambda: table.rowCount() == 0, timeout=TIMEOUT_MS)
         assert services.pool.models() == []
+        assert loader.current is None  # no page goes on showing it
         box.close()
