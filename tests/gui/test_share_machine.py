@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -65,3 +67,20 @@ def test_all_interfaces_asks_first_and_declining_starts_nothing(
     assert not box.share.isChecked()
     assert desktop.services.shared_worker is None
     assert "Not shared" in box.state.text()
+
+
+def test_a_worker_that_ends_on_its_own_unticks_the_switch_and_says_so(
+    qtbot: QtBot, desktop: Desktop, box: ShareMachineBox
+) -> None:
+    require_rpc()
+    box.port.setValue(0)
+    box.share.setChecked(True)
+    qtbot.waitUntil(lambda: "Sharing" in box.state.text(), timeout=START_TIMEOUT_MS)
+    worker = desktop.services.shared_worker
+    assert worker is not None
+    assert worker.pid is not None
+    os.kill(worker.pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: "stopped on its own" in box.state.text(), timeout=START_TIMEOUT_MS)
+    assert not box.share.isChecked()
+    assert desktop.services.shared_worker is None
+    assert box.port.isEnabled()

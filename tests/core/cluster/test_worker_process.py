@@ -12,6 +12,7 @@ import pytest
 from app.core.cluster.worker import probe_worker
 from app.core.cluster.worker_process import WorkerProcess, homefire_command, worker_command
 from app.core.errors import WorkerError
+from app.core.services import AppServices
 from tests.fixtures.rpc_workers import REPO, require_rpc
 
 FAILURE_DEADLINE_S = 30.0
@@ -78,3 +79,20 @@ def test_a_busy_port_is_an_error_in_bounded_time(tmp_path: Path) -> None:
         with pytest.raises(WorkerError):
             worker.start(FAILURE_DEADLINE_S)
     assert not worker.running
+
+
+def test_the_app_services_own_the_shared_worker_and_stop_it_when_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_rpc()
+    monkeypatch.setenv("PYTHONPATH", str(REPO))  # the child imports this checkout's app
+    services = AppServices.create()
+    try:
+        worker = services.share_machine("127.0.0.1", 0, trust_network=False)
+        assert services.shared_worker is worker
+        assert worker.running
+    finally:
+        services.close()
+    assert services.shared_worker is None
+    assert not worker.running
+    assert worker.exit_code == 0
