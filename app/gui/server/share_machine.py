@@ -60,6 +60,7 @@ class ShareMachineBox(QGroupBox):
         self.interface.setObjectName("shareInterface")
         self.interface.addItem(f"This machine only ({LOOPBACK})", LOOPBACK)
         self.interface.addItem(f"All network interfaces ({ALL_INTERFACES})", ALL_INTERFACES)
+        self.interface.setMaximumWidth(320)
         self.port = QSpinBox()
         self.port.setObjectName("sharePort")
         self.port.setRange(0, 65535)
