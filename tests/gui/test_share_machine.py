@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -84,3 +85,23 @@ def test_a_worker_that_ends_on_its_own_unticks_the_switch_and_says_so(
     assert not box.share.isChecked()
     assert desktop.services.shared_worker is None
     assert box.port.isEnabled()
+
+
+def test_a_worker_that_cannot_start_is_an_error_dialog_and_the_switch_goes_off(
+    qtbot: QtBot, desktop: Desktop, box: ShareMachineBox
+) -> None:
+    require_rpc()
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        box.port.setValue(taken.getsockname()[1])  # another program listens there
+        box.share.setChecked(True)
+
+        def error() -> QMessageBox | None:
+            return box.findChild(QMessageBox, "errorDialog")
+
+        qtbot.waitUntil(lambda: error() is not None, timeout=START_TIMEOUT_MS)
+    dialog = error()
+    assert dialog is not None
+    assert "could not listen" in dialog.text()
+    assert not box.share.isChecked()
+    assert desktop.services.shared_worker is None
+    dialog.close()

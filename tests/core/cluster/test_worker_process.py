@@ -76,7 +76,7 @@ def test_a_busy_port_is_an_error_in_bounded_time(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         command = worker_command("127.0.0.1", port, extra=["--no-cache", "--threads", "1"])
         worker = WorkerProcess(command, env=_env(tmp_path))
-        with pytest.raises(WorkerError):
+        with pytest.raises(WorkerError, match="could not listen"):
             worker.start(FAILURE_DEADLINE_S)
     assert not worker.running
 
