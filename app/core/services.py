@@ -292,7 +292,8 @@ class AppServices:
             worker.stop()
 
     def close(self) -> None:
-        """Stop the server, then downloads, then the engine, joining each thread; then the stores.
+        """Stop the server and the shared worker, then downloads, then the engine, joining each
+        thread; then the stores.
 
         Idempotent. A part never built is not built now; one being built is closed once built.
         """
