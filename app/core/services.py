@@ -26,6 +26,7 @@ from app.core.catalog.hub import HubClient
 from app.core.chats.store import ChatStore
 from app.core.cluster.backend_process import Deadlines
 from app.core.cluster.loader import backend_factory, probe_workers
+from app.core.cluster.worker_process import WorkerProcess, worker_command
 from app.core.downloads.manager import DownloadManager
 from app.core.engine.engine import Engine, GenerationObserver
 from app.core.engine.result import ModelInfo
@@ -78,6 +79,9 @@ class AppServices:
         # The endpoint's live request log (in memory, bounded), shown on the GUI's server page.
         self.request_log = RequestLog()
         self.server: ServerRunner | None = None
+        # "Share this machine": a `homefire worker` child while the user shares it.
+        self.shared_worker: WorkerProcess | None = None
+        self._sharing_lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._built: dict[str, tuple[object, Callable[[], None] | None]] = {}
@@ -264,8 +268,32 @@ class AppServices:
         if runner is not None:
             runner.stop()
 
+    def share_machine(self, host: str, port: int, *, trust_network: bool) -> WorkerProcess:
+        """Start ``homefire worker`` on ``host:port`` as a child process and wait until it
+        listens (blocking). A worker already running is stopped first. ``WorkerError`` in the
+        worker's own words when it cannot start (a busy port, a refused address)."""
+        with self._sharing_lock:
+            if self._closed:
+                raise Cancelled("Homefire is shutting down")
+            self._stop_sharing()
+            worker = WorkerProcess(worker_command(host, port, trust_network=trust_network))
+            worker.start()
+            self.shared_worker = worker
+            return worker
+
+    def stop_sharing(self) -> None:
+        """Stop the shared worker, if one runs (blocking, bounded by its stop deadline)."""
+        with self._sharing_lock:
+            self._stop_sharing()
+
+    def _stop_sharing(self) -> None:
+        worker, self.shared_worker = self.shared_worker, None
+        if worker is not None:
+            worker.stop()
+
     def close(self) -> None:
-        """Stop the server, then downloads, then the engine, joining each thread; then the stores.
+        """Stop the server and the shared worker, then downloads, then the engine, joining each
+        thread; then the stores.
 
         Idempotent. A part never built is not built now; one being built is closed once built.
         """
@@ -274,6 +302,7 @@ class AppServices:
                 return
             self._closed = True
         self.stop_server()
+        self.stop_sharing()
         for name in _CLOSE_ORDER:
             with self._lock_for(name):
                 built = self._built.pop(name, None)

@@ -20,7 +20,7 @@ from app.core.engine.cancel import CancelToken
 from app.core.engine.engine import Engine
 from app.core.engine.request import GenerationRequest
 from app.core.engine.result import GenerationResult
-from app.core.errors import Cancelled
+from app.core.errors import Cancelled, WorkerLost
 from app.core.pool.pool import ModelPool
 from app.core.usage.ledger import UsageLedger
 
@@ -168,20 +168,30 @@ class GenerationRelay(QObject):
 
 
 class PoolRelay(QObject):
-    """The model pool's changes (loads, unloads, pins, busy), from any thread, as a signal."""
+    """The model pool's changes (loads, unloads, pins, busy), from any thread, as a signal;
+    and a model unloaded because a worker holding part of it was lost."""
 
     changed = Signal()
+    model_lost = Signal(str, object)  # the model's name, the WorkerLost naming the worker
 
     def __init__(self, pool: ModelPool, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._remove = pool.add_listener(self._on_pool_changed)
+        self._removers = [
+            pool.add_listener(self._on_pool_changed),
+            pool.add_loss_listener(self._on_pool_model_lost),
+        ]
 
     def _on_pool_changed(self) -> None:
         if shiboken6.isValid(self):
             self.changed.emit()
 
+    def _on_pool_model_lost(self, name: str, error: WorkerLost) -> None:
+        if shiboken6.isValid(self):
+            self.model_lost.emit(name, error)
+
     def close(self) -> None:
-        self._remove()
+        for remove in self._removers:
+            remove()
 
 
 class UsageRelay(QObject):

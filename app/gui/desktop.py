@@ -37,6 +37,8 @@ class Desktop:
         bridge = Bridge(owner)
         loader = ModelLoader(services, bridge, owner)
         pool_events = PoolRelay(services.pool, owner)
+        # First of the pool's listeners: the pages that follow read the loader's current model.
+        pool_events.changed.connect(loader.forget_unloaded)
         return cls(services, bridge, loader, gui_settings(services), pool_events)
 
     def hardware_profile(self) -> Future[HardwareProfile]:

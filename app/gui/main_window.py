@@ -18,12 +18,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.downloads.manager import DownloadRequest
+from app.core.errors import WorkerLost
 from app.core.library.last_model import LastModel
 from app.gui.about import AboutDialog
 from app.gui.chat.chat_page import ChatPage
 from app.gui.desktop import Desktop
 from app.gui.discover.discover_page import DiscoverPage
 from app.gui.downloads.downloads_page import DownloadsPage
+from app.gui.errors import show_error
 from app.gui.hardware.hardware_page import HardwarePage
 from app.gui.icons import icon
 from app.gui.library.library_page import LibraryPage
@@ -83,6 +85,7 @@ class MainWindow(QMainWindow):
         self.restyle()
         self._restore()
         desktop.loader.model_loaded.connect(self._on_loader_model_loaded)
+        desktop.pool_events.model_lost.connect(self._on_pool_model_lost)
 
     def _more_pages(self) -> list[_Page]:
         """The pages after Chat, in the sidebar's order."""
@@ -181,6 +184,11 @@ class MainWindow(QMainWindow):
         """Remember the model and its settings: the next start loads it again."""
         last = LastModel.of(loaded.library_model.name, loaded.options)
         self.desktop.services.last_model.remember(last)
+
+    def _on_pool_model_lost(self, name: str, error: WorkerLost) -> None:
+        """A worker holding part of a model was lost: the model is unloaded; say which worker."""
+        self.statusBar().showMessage(f"{name} was unloaded: a worker was lost", 10000)
+        show_error(self, error)
 
     # -- tray and lifetime ---------------------------------------------------------------------
 

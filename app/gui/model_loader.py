@@ -12,6 +12,7 @@ from PySide6.QtCore import QObject, Signal
 
 from app.core.catalog.estimator import MemoryEstimate
 from app.core.engine.result import ModelInfo
+from app.core.errors import Cancelled
 from app.core.library.model import LibraryModel
 from app.core.load_options import LoadOptions
 from app.core.pool.keep_alive import KEEP_FOREVER
@@ -65,3 +66,16 @@ class ModelLoader(QObject):
             self.loading_failed.emit(exc)
 
         self._bridge.run(work, loaded, failed, owner=self)
+
+    def forget_unloaded(self) -> None:
+        """Drop ``current`` once the pool no longer has it loaded (unloaded, evicted, or lost
+        with a worker), so no page goes on showing a model that is gone."""
+        current = self.current
+        if current is None or self.loading is not None:
+            return
+        try:
+            gone = self._services.pool.find(current.info.model_id) is None
+        except Cancelled:  # Homefire is closing: the pool is gone with everything else
+            gone = True
+        if gone:
+            self.current = None

@@ -313,6 +313,7 @@ class Engine:
         self._backend_factory = backend_factory
         self._max_pending = max_pending
         self._observers = list(observers)
+        self._loss_listeners: list[Callable[[WorkerLost], None]] = []
         self._jobs: queue.SimpleQueue[_Job | Wake | None] = queue.SimpleQueue()
         self._pending = 0
         self._pending_lock = threading.Lock()
@@ -352,6 +353,11 @@ class Engine:
 
     def add_observer(self, observer: GenerationObserver) -> None:
         self._observers.append(observer)
+
+    def add_loss_listener(self, listener: Callable[[WorkerLost], None]) -> None:
+        """``listener(error)`` runs on the engine thread after a lost worker unloaded the model
+        (the model's owner learns it is gone; the error names the worker)."""
+        self._loss_listeners.append(listener)
 
     # -- jobs ----------------------------------------------------------------------------------
 
@@ -708,6 +714,11 @@ class Engine:
         for generation in list(self._running):
             self._finish(generation, error=error)
         self._unload()
+        for listener in list(self._loss_listeners):
+            try:
+                listener(error)
+            except Exception:  # a broken listener must not stop the engine
+                log.exception("a worker-loss listener failed")
 
     @staticmethod
     def _forget_from(backend: Backend, slot: _Slot, start: int) -> None:

@@ -28,7 +28,14 @@ from app.core.engine.chat_template import TemplateRenderer
 from app.core.engine.engine import Engine, GenerationObserver
 from app.core.engine.header_info import info_from_header
 from app.core.engine.result import ModelInfo
-from app.core.errors import AppError, Cancelled, EngineBusy, ModelNotLoaded, UnknownModel
+from app.core.errors import (
+    AppError,
+    Cancelled,
+    EngineBusy,
+    ModelNotLoaded,
+    UnknownModel,
+    WorkerLost,
+)
 from app.core.library.library import ModelLibrary
 from app.core.library.model import LibraryModel
 from app.core.load_options import LoadOptions
@@ -51,6 +58,8 @@ EngineFactory = Callable[[Iterator[int]], Engine]
 # A library model and the options asked for, made ready to load (threads, slots, the file).
 PrepareLoad = Callable[[LibraryModel, LoadOptions], LoadOptions]
 Listener = Callable[[], None]
+# A model split onto workers was unloaded because a worker was lost: its name, and why.
+LossListener = Callable[[str, WorkerLost], None]
 # The smallest context a request may ask a model to be loaded with (the settings' own floor).
 MIN_CONTEXT = 256
 
@@ -162,6 +171,7 @@ class ModelPool:
         self._engines: set[Engine] = set()
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
+        self._loss_listeners: list[LossListener] = []
         self._observers: list[GenerationObserver] = []
         # One job-id sequence over every engine: observers key their bookkeeping on it.
         self._job_ids = itertools.count(1)
@@ -235,6 +245,20 @@ class ModelPool:
             with self._lock:
                 if listener in self._listeners:
                     self._listeners.remove(listener)
+
+        return remove
+
+    def add_loss_listener(self, listener: LossListener) -> Callable[[], None]:
+        """``listener(name, error)`` runs when a model split onto workers is unloaded because a
+        worker was lost (on that model's engine thread); ``error`` names the worker. The pool's
+        listeners then hear the model is gone. Returns what removes it."""
+        with self._lock:
+            self._loss_listeners.append(listener)
+
+        def remove() -> None:
+            with self._lock:
+                if listener in self._loss_listeners:
+                    self._loss_listeners.remove(listener)
 
         return remove
 
@@ -610,6 +634,7 @@ class ModelPool:
 
     def _new_engine(self) -> Engine:
         engine = self._engine_factory(self._job_ids)
+        engine.add_loss_listener(lambda error: self._engine_lost(engine, error))
         with self._lock:
             self._engines.add(engine)
             observers = list(self._observers)
@@ -636,6 +661,22 @@ class ModelPool:
             with self._lock:
                 self._engines.discard(engine)
         self._notify()
+
+    def _engine_lost(self, engine: Engine, error: WorkerLost) -> None:
+        """The engine unloaded its model itself (a worker was lost): the model leaves the pool,
+        so it is listed no more and the next request loads it afresh (engine thread)."""
+        with self._lock:
+            entry = next((e for e in self._entries.values() if e.engine is engine), None)
+            if entry is None:
+                return
+            entry.info = None
+            self._remove(entry, "a worker was lost")
+            listeners = list(self._loss_listeners)
+        for listener in listeners:
+            try:
+                listener(entry.name, error)
+            except Exception:  # one broken listener must not stop the engine
+                log.exception("a model pool loss listener failed")
 
     def _expire(self) -> float | None:
         """Unload idle models whose keep-alive has run out; the next deadline (timer thread)."""

@@ -44,6 +44,7 @@ from app.core.storage.secrets import delete_secret, save_secret
 from app.gui.desktop import Desktop
 from app.gui.errors import show_error
 from app.gui.model_loader import LoadedModel
+from app.gui.server.share_machine import ShareMachineBox
 
 SLOTS_POLL_MS = 500
 LOG_COLUMNS = ("Time", "Client", "Request", "Model", "Tokens in / out", "Duration", "Status")
@@ -185,6 +186,8 @@ class ServerPage(QWidget):
         layout.setContentsMargins(16, 8, 16, 12)
         layout.addWidget(QLabel("<h2>Server</h2>"))
         layout.addWidget(settings_box)
+        self.sharing = ShareMachineBox(desktop)
+        layout.addWidget(self.sharing)
         layout.addWidget(lower, 1)
 
         self._relay = RequestRelay(desktop.services.request_log, self)
@@ -420,4 +423,5 @@ class ServerPage(QWidget):
 
     def shutdown(self) -> None:
         self._slots_timer.stop()
+        self.sharing.shutdown()
         self._relay.close()
