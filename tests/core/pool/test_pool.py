@@ -170,10 +170,11 @@ def test_keep_alive_zero_unloads_when_the_request_ends(harness: Harness) -> None
 
 
 def test_an_idle_model_unloads_when_its_keep_alive_runs_out(harness: Harness) -> None:
-    _use(harness, "alpha", keep_alive_s=0.05)
-    _use(harness, "bravo")  # the settings' keep-alive here: forever
+    # Long enough to be read back on a busy machine, short enough for the test to wait out.
+    _use(harness, "alpha", keep_alive_s=2.0)
     (alpha,) = [m for m in harness.pool.models() if m.name == "alpha"]
     assert alpha.expires_at is not None
+    _use(harness, "bravo")  # the settings' keep-alive here: forever
     harness.wait_until(lambda: harness.loaded() == ["bravo"])
 
 
