@@ -21,7 +21,6 @@ from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from app.core.engine.request import ChatMessage, GenerationRequest
 from app.core.engine.result import GenerationResult
-from app.core.errors import AmbiguousModel, UnknownModel
 from app.core.server.chat_request import ChatJob, chat_job
 from app.core.server.client_names import client_name
 from app.core.server.dialects import (
@@ -129,13 +128,8 @@ async def show(body: OllamaShowBody, request: Request) -> dict[str, Any]:
     wanted = body.wanted()
     if not wanted or pool.find(wanted) is not None or not pool.loads_on_request:
         return show_entry((await served_model(request, wanted)).info)  # loaded, or its error
-    try:
-        info = await asyncio.to_thread(pool.describe, wanted)
-    except UnknownModel as exc:
-        raise ApiError(404, exc.user_message, code="model_not_found", param="model") from exc
-    except AmbiguousModel as exc:
-        raise ApiError(400, exc.user_message, code="model_ambiguous", param="model") from exc
-    return show_entry(info)
+    # An unknown or ambiguous name reaches the error handlers as itself (404, 400).
+    return show_entry(await asyncio.to_thread(pool.describe, wanted))
 
 
 # -- generation ----------------------------------------------------------------------------

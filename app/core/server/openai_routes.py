@@ -16,7 +16,6 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from app.core.engine.request import GenerationRequest
 from app.core.engine.result import GenerationResult, ModelInfo
-from app.core.errors import AmbiguousModel, UnknownModel
 from app.core.library.model import LibraryModel
 from app.core.server.chat_request import chat_job
 from app.core.server.client_names import client_name
@@ -136,13 +135,8 @@ async def get_model(model_id: str, request: Request) -> dict[str, Any]:
         return _model_entry(loaded.info)
     if not pool.loads_on_request:
         return _model_entry((await served_model(request, model_id)).info)  # its 404
-    try:
-        model = await asyncio.to_thread(pool.resolve, model_id)
-    except UnknownModel as exc:
-        raise ApiError(404, exc.user_message, code="model_not_found", param="model") from exc
-    except AmbiguousModel as exc:
-        raise ApiError(400, exc.user_message, code="model_ambiguous", param="model") from exc
-    return _library_entry(model)
+    # An unknown or ambiguous name reaches the error handlers as itself (404, 400).
+    return _library_entry(await asyncio.to_thread(pool.resolve, model_id))
 
 
 def _tool_call_json(call: ToolCall) -> dict[str, Any]:
