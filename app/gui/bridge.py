@@ -169,13 +169,24 @@ class GenerationRelay(QObject):
 
 class PoolRelay(QObject):
     """The model pool's changes (loads, unloads, pins, busy), from any thread, as a signal;
-    and a model unloaded because a worker holding part of it was lost."""
+    and a model unloaded because a worker holding part of it was lost.
+
+    A change reported from another thread reaches the GUI thread later; one that arrives after
+    ``close`` (Homefire shutting down, the pool already closed) is dropped there, so no page asks
+    a closed pool for its models.
+    """
 
     changed = Signal()
     model_lost = Signal(str, object)  # the model's name, the WorkerLost naming the worker
+    _changed_anywhere = Signal()
+    _lost_anywhere = Signal(str, object)
 
     def __init__(self, pool: ModelPool, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self._closed = False
+        # Auto connections: direct on the GUI thread, queued from the pool's and engines' threads.
+        self._changed_anywhere.connect(self._relay_changed)
+        self._lost_anywhere.connect(self._relay_lost)
         self._removers = [
             pool.add_listener(self._on_pool_changed),
             pool.add_loss_listener(self._on_pool_model_lost),
@@ -183,13 +194,22 @@ class PoolRelay(QObject):
 
     def _on_pool_changed(self) -> None:
         if shiboken6.isValid(self):
-            self.changed.emit()
+            self._changed_anywhere.emit()
 
     def _on_pool_model_lost(self, name: str, error: WorkerLost) -> None:
         if shiboken6.isValid(self):
+            self._lost_anywhere.emit(name, error)
+
+    def _relay_changed(self) -> None:
+        if not self._closed:
+            self.changed.emit()
+
+    def _relay_lost(self, name: str, error: WorkerLost) -> None:
+        if not self._closed:
             self.model_lost.emit(name, error)
 
     def close(self) -> None:
+        self._closed = True
         for remove in self._removers:
             remove()
 
