@@ -11,8 +11,12 @@ from app.core.engine.result import GenerationResult
 from app.core.load_options import LoadOptions
 from app.core.server.app import ServerConfig
 from app.core.services import AppServices
+from app.core.storage.paths import AppPaths
+from app.core.storage.settings import Settings, SettingsStore
 
 ServerFactory = Callable[..., AppServices]
+# Starts a server over a model folder; engine settings as keyword arguments; returns its URL.
+LibraryServerFactory = Callable[..., str]
 
 # A tool both dialects' tests offer the model.
 WEATHER_TOOL: dict[str, Any] = {
@@ -38,6 +42,27 @@ def no_server_thread_left() -> Iterator[None]:
         if t.name in ("engine", "http-server") and t.is_alive()
     ]
     assert not left, f"a test left threads running: {left}"
+
+
+@pytest.fixture
+def library_server() -> Iterator[LibraryServerFactory]:
+    """Homefire's server on 127.0.0.1:0 with no model loaded, over a library that includes
+    ``folder``: the models load on request. Margin 0, so tiny models fit any machine."""
+    started: list[AppServices] = []
+
+    def run(folder: Path, **engine: object) -> str:
+        settings = Settings(model_folders=[str(folder)])
+        settings.engine.memory_margin_mb = 0
+        for key, value in engine.items():
+            setattr(settings.engine, key, value)
+        SettingsStore(AppPaths.from_env().settings_file).save(settings)
+        services = AppServices.create()
+        started.append(services)
+        return services.start_server(ServerConfig(port=0)).url
+
+    yield run
+    for services in started:
+        services.close()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ clients (openai, ollama), real llama.cpp on tiny GGUFs, a real SQLite-backed App
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -13,11 +13,8 @@ import ollama
 import openai
 import pytest
 
-from app.core.server.app import ServerConfig
-from app.core.services import AppServices
-from app.core.storage.paths import AppPaths
-from app.core.storage.settings import Settings, SettingsStore
 from tests.fixtures.tiny_llama import write_tiny_llama
+from tests.server.conftest import LibraryServerFactory
 
 Start = Callable[..., str]
 
@@ -31,25 +28,13 @@ def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def start(model_folder: Path) -> Iterator[Start]:
-    """Homefire's server on 127.0.0.1:0 with no model loaded, over a library with the folder."""
-    started: list[AppServices] = []
+def start(model_folder: Path, library_server: LibraryServerFactory) -> Start:
+    """Homefire's server over the folder's models, none loaded."""
 
     def run(**engine: object) -> str:
-        settings = Settings(model_folders=[str(model_folder)])
-        settings.engine.n_ctx = 256
-        settings.engine.parallel = 2
-        settings.engine.memory_margin_mb = 0
-        for key, value in engine.items():
-            setattr(settings.engine, key, value)
-        SettingsStore(AppPaths.from_env().settings_file).save(settings)
-        services = AppServices.create()
-        started.append(services)
-        return services.start_server(ServerConfig(port=0)).url
+        return library_server(model_folder, **{"n_ctx": 256, "parallel": 2, **engine})
 
-    yield run
-    for services in started:
-        services.close()
+    return run
 
 
 def _loaded(url: str) -> dict[str, dict[str, object]]:

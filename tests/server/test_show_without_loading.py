@@ -4,7 +4,7 @@ says once loaded. Real ollama SDK, real HTTP, real llama.cpp on tiny GGUFs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from app.core.services import AppServices
 from app.core.storage.paths import AppPaths
 from app.core.storage.settings import Settings, SettingsStore
 from tests.fixtures.tiny_llama import CHATML_TEMPLATE, write_tiny_llama
+from tests.server.conftest import LibraryServerFactory
 from tests.server.tiny_coder import write_tiny_coder
 
 Start = Callable[..., str]
@@ -39,24 +40,13 @@ def model_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def start(model_folder: Path) -> Iterator[Start]:
-    started: list[AppServices] = []
+def start(model_folder: Path, library_server: LibraryServerFactory) -> Start:
+    """Homefire's server over the folder's models, none loaded."""
 
     def run(**engine: object) -> str:
-        settings = Settings(model_folders=[str(model_folder)])
-        settings.engine.n_ctx = 512
-        settings.engine.parallel = 1
-        settings.engine.memory_margin_mb = 0
-        for key, value in engine.items():
-            setattr(settings.engine, key, value)
-        SettingsStore(AppPaths.from_env().settings_file).save(settings)
-        services = AppServices.create()
-        started.append(services)
-        return services.start_server(ServerConfig(port=0)).url
+        return library_server(model_folder, **{"n_ctx": 512, "parallel": 1, **engine})
 
-    yield run
-    for services in started:
-        services.close()
+    return run
 
 
 def _loaded(url: str) -> list[str]:
